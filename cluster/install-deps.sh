@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages distgan needs (see DESIGN.md "Dependencies").
+# Idempotent: packages already installed are left alone; prints what it did.
+#   --with-slurm   also install Slurm and munge (for the job-script tests)
+#   --with-peer    also install python3-torch and python3-h5py (benchmark peer, h5py tests)
+#   --dry-run      only print what would be installed
+set -euo pipefail
+
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
+
+with_slurm=0; with_peer=0; dry_run=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-slurm) with_slurm=1 ;;
+    --with-peer) with_peer=1 ;;
+    --dry-run) dry_run=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev libyaml-cpp-dev libgtest-dev libpng-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  dataset-fashion-mnist
+  python3-h5py python3-numpy
+)
+[ "$with_peer" = 1 ] && packages+=(python3-torch)
+[ "$with_slurm" = 1 ] && packages+=(slurm-wlm slurmd slurmctld munge libpmix-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: missing: ${missing[*]}"
+if [ "$dry_run" = 1 ]; then exit 0; fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo=(sudo)
+  else
+    echo "install-deps: error: ${#missing[@]} packages are missing and this is not root (and no password-less sudo)." >&2
+    echo "  ask an administrator to run: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists only when they are missing or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
+  echo "install-deps: apt-get update"
+  "${sudo[@]}" apt-get update -qq
+fi
+echo "install-deps: apt-get install ${missing[*]}"
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: installed ${#missing[@]} packages"

@@ -1,0 +1,72 @@
+#include "cluster/world.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cluster/mpi_check.h"
+
+namespace distgan::cluster {
+
+void throw_mpi_error(int code, const char* call, const char* file, int line) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  int rank = -1, initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  char host[256] = "?";
+  gethostname(host, sizeof(host) - 1);
+  throw ClusterError("rank " + std::to_string(rank) + " on " + host + ": " + call + " failed at " + file + ":" +
+                     std::to_string(line) + ": " + std::string(text, static_cast<size_t>(length)));
+}
+
+int affinity_core_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  const int n = CPU_COUNT(&set);
+  return n > 0 ? n : 1;
+}
+
+World::World(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    // The loader thread never calls MPI, and collectives are issued from one thread at a time.
+    int provided = 0;
+    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
+    owns_mpi_ = true;
+  }
+  MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &info_.rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &info_.size));
+  MPI_Comm local;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info_.rank, MPI_INFO_NULL, &local));
+  MPI_CHECK(MPI_Comm_rank(local, &info_.local_rank));
+  MPI_CHECK(MPI_Comm_size(local, &info_.local_size));
+  MPI_Comm_free(&local);
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  info_.host = host;
+  info_.affinity_cores = affinity_core_count();
+}
+
+World::~World() {
+  if (owns_mpi_) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+}
+
+void World::abort(int code, const std::string& message) const {
+  std::fprintf(stderr, "[rank %d on %s] error: %s\n", info_.rank, info_.host.c_str(), message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+}  // namespace distgan::cluster

@@ -1,0 +1,48 @@
+// World: this process's place in the MPI job. Starts MPI (asking for the thread level the loader
+// and communicator need), finds rank and size, the local rank and local size from a shared-memory
+// split (so it works under mpirun, srun or any MPI launcher, without launcher variables), the host
+// name, and how many cores the rank's affinity mask allows (mpirun --bind-to core gives one).
+#pragma once
+
+#include <mpi.h>
+
+#include <string>
+
+namespace distgan::cluster {
+
+struct WorldInfo {
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;
+  int local_size = 1;
+  int affinity_cores = 1;  // cores this process may run on
+  std::string host;
+};
+
+class World {
+ public:
+  // Initialises MPI unless it already is (then only reads the info). Finalises in the destructor
+  // only if it initialised.
+  World(int* argc, char*** argv);
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+  ~World();
+
+  const WorldInfo& info() const { return info_; }
+  int rank() const { return info_.rank; }
+  int size() const { return info_.size; }
+  MPI_Comm comm() const { return MPI_COMM_WORLD; }
+
+  // Prints `message` prefixed with the rank and host on stderr and aborts every rank of the job
+  // with `code`. Used when one rank fails alone, so the others never wait forever.
+  [[noreturn]] void abort(int code, const std::string& message) const;
+
+ private:
+  WorldInfo info_;
+  bool owns_mpi_ = false;
+};
+
+// Cores in this process's affinity mask (sched_getaffinity); at least 1.
+int affinity_core_count();
+
+}  // namespace distgan::cluster

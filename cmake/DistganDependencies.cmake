@@ -1,0 +1,65 @@
+# Finds every dependency with find_package and, when one is missing, names the Debian package that
+# provides it (cluster/install-deps.sh installs them all).
+
+macro(distgan_require pkg debian)
+  find_package(${pkg} ${ARGN} QUIET)
+  if(NOT ${pkg}_FOUND)
+    message(FATAL_ERROR
+      "distgan: dependency '${pkg}' was not found. On Debian 12 install the package '${debian}' "
+      "(or run: sudo bash cluster/install-deps.sh).")
+  endif()
+endmacro()
+
+distgan_require(Torch libtorch-dev)
+distgan_require(MPI libopenmpi-dev COMPONENTS CXX)
+distgan_require(HDF5 libhdf5-dev COMPONENTS C)
+distgan_require(yaml-cpp libyaml-cpp-dev)
+distgan_require(PNG libpng-dev)
+distgan_require(ZLIB zlib1g-dev)
+distgan_require(CLI11 libcli11-dev)
+distgan_require(nlohmann_json nlohmann-json3-dev)
+distgan_require(fmt libfmt-dev)
+distgan_require(spdlog libspdlog-dev)
+distgan_require(Threads build-essential)
+if(DISTGAN_BUILD_TESTS)
+  distgan_require(GTest libgtest-dev)
+endif()
+
+# Debian's yaml-cpp 0.7 exports the target 'yaml-cpp'; newer releases 'yaml-cpp::yaml-cpp'.
+if(TARGET yaml-cpp::yaml-cpp)
+  set(DISTGAN_YAML_TARGET yaml-cpp::yaml-cpp)
+else()
+  set(DISTGAN_YAML_TARGET yaml-cpp)
+endif()
+
+# HDF5's find module gives variables on CMake 3.25 and a target only in newer versions.
+if(NOT TARGET distgan_hdf5)
+  add_library(distgan_hdf5 INTERFACE)
+  target_include_directories(distgan_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(distgan_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+  target_compile_definitions(distgan_hdf5 INTERFACE ${HDF5_C_DEFINITIONS})
+endif()
+
+# Torch's config adds CXX flags globally through TORCH_CXX_FLAGS; we use the target only.
+add_library(distgan_torch INTERFACE)
+target_link_libraries(distgan_torch INTERFACE ${TORCH_LIBRARIES})
+target_include_directories(distgan_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+
+# NCCL: compiled in when the CUDA toolkit's nccl.h and libnccl are found.
+set(DISTGAN_HAVE_NCCL OFF)
+if(NOT DISTGAN_WITH_NCCL STREQUAL "OFF")
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_HOME} $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY nccl HINTS $ENV{NCCL_HOME} $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES lib64 lib)
+  find_path(CUDART_INCLUDE_DIR cuda_runtime_api.h HINTS $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
+  find_library(CUDART_LIBRARY cudart HINTS $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES lib64 lib)
+  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY AND CUDART_INCLUDE_DIR AND CUDART_LIBRARY)
+    set(DISTGAN_HAVE_NCCL ON)
+    add_library(distgan_nccl INTERFACE)
+    target_include_directories(distgan_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR} ${CUDART_INCLUDE_DIR})
+    target_link_libraries(distgan_nccl INTERFACE ${NCCL_LIBRARY} ${CUDART_LIBRARY})
+    target_compile_definitions(distgan_nccl INTERFACE DISTGAN_HAVE_NCCL=1)
+  elseif(DISTGAN_WITH_NCCL STREQUAL "ON")
+    message(FATAL_ERROR "distgan: DISTGAN_WITH_NCCL=ON but nccl.h/libnccl or the CUDA runtime were not "
+                        "found (looked in $NCCL_HOME, $CUDA_HOME and /usr/local/cuda).")
+  endif()
+endif()

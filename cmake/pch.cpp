@@ -1,0 +1,1 @@
+// The object that owns distgan's precompiled LibTorch header (see DistganTargets.cmake).

@@ -1,0 +1,76 @@
+#include "data/atomic_file.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "data/data_error.h"
+
+namespace distgan::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) throw DataError(path + ": cannot open to flush: " + errno_text());
+  const int rc = ::fsync(fd);
+  const std::string reason = errno_text();
+  ::close(fd);
+  if (rc != 0) throw DataError(path + ": fsync failed: " + reason);
+}
+
+std::string parent_dir(const std::string& path) {
+  const fs::path parent = fs::path(path).parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+}  // namespace
+
+AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
+    : final_path_(std::move(final_path)), overwrite_(overwrite) {
+  const std::string dir = parent_dir(final_path_);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw DataError(final_path_ + ": the directory '" + dir + "' does not exist");
+  if (!overwrite_ && fs::exists(final_path_, ec))
+    throw DataError(final_path_ + ": file exists; refusing to overwrite it (pass --force to replace it)");
+  // A hidden name beside the final one: same file system, so the rename is atomic.
+  const fs::path p(final_path_);
+  temp_path_ = (p.parent_path() / ("." + p.filename().string() + ".tmp." + std::to_string(::getpid())))
+                   .string();
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove(temp_path_, ec);
+  }
+}
+
+void AtomicOutput::commit() {
+  fsync_path(temp_path_, O_RDONLY);
+  int rc;
+  if (overwrite_) {
+    rc = ::rename(temp_path_.c_str(), final_path_.c_str());
+  } else {
+    // RENAME_NOREPLACE: a file that appeared since the constructor's check is still not replaced.
+    rc = ::renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, final_path_.c_str(), RENAME_NOREPLACE);
+  }
+  if (rc != 0) {
+    const std::string reason =
+        errno == EEXIST ? "file exists; refusing to overwrite it (pass --force to replace it)" : errno_text();
+    throw DataError(final_path_ + ": cannot move the finished file into place: " + reason);
+  }
+  committed_ = true;
+  fsync_path(parent_dir(final_path_), O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace distgan::data

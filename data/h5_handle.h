@@ -1,0 +1,61 @@
+// RAII ownership of HDF5 identifiers and the check that turns a failed HDF5 call into a DataError
+// carrying the library's own innermost message.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+#include <utility>
+
+#include "data/data_error.h"
+
+namespace distgan::data {
+
+// Owns one hid_t and closes it with the matching H5?close function.
+class H5Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Handle() = default;
+  H5Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  H5Handle(H5Handle&& other) noexcept { *this = std::move(other); }
+  H5Handle& operator=(H5Handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = std::exchange(other.id_, H5I_INVALID_HID);
+      closer_ = other.closer_;
+    }
+    return *this;
+  }
+  ~H5Handle() { reset(); }
+
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && closer_ != nullptr) closer_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+// Silences HDF5's automatic error-stack printing for the whole process: we report errors ourselves.
+void h5_silence_errors();
+
+// The innermost message of the current HDF5 error stack ("" if there is none).
+std::string h5_last_error();
+
+// Throws DataError("<context>: <HDF5 message>") when status (an herr_t or hid_t) is negative.
+template <typename T>
+T h5_check(T status, const std::string& context) {
+  if (status < 0) {
+    const std::string detail = h5_last_error();
+    throw DataError(detail.empty() ? context : context + ": " + detail);
+  }
+  return status;
+}
+
+}  // namespace distgan::data

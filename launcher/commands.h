@@ -1,0 +1,22 @@
+// The subcommands of the `distgan` executable. Each registers its options on the CLI11 app and
+// returns the function that runs it; main() turns any exception into one message and an exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace distgan::launcher {
+
+using Runner = std::function<int()>;
+
+// Exit codes shared by every subcommand (documented in the README).
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;       // runtime failure: data, I/O, MPI
+constexpr int kExitUsage = 2;       // bad command line or configuration
+
+Runner add_prep_command(CLI::App& app);
+Runner add_inspect_command(CLI::App& app);
+Runner add_train_command(CLI::App& app, int* argc, char*** argv);
+
+}  // namespace distgan::launcher

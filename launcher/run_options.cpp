@@ -1,0 +1,32 @@
+#include "launcher/run_options.h"
+
+namespace distgan::launcher {
+
+int64_t per_rank_batch(const Config& config, int world_size) {
+  const int64_t global = config.training.batch_size;
+  if (global % world_size != 0)
+    throw ConfigError("training.batch_size: the global batch " + std::to_string(global) +
+                      " does not divide evenly across " + std::to_string(world_size) +
+                      " ranks; use a multiple of " + std::to_string(world_size));
+  return global / world_size;
+}
+
+data::LoaderOptions loader_options(const Config& config, int rank, int world_size) {
+  data::LoaderOptions o;
+  o.reader.path = config.data.path;
+  o.reader.dataset = config.data.dataset;
+  o.reader.labels = config.data.labels;
+  o.reader.layout = data::parse_layout(config.data.layout);
+  o.reader.scale = data::parse_scale(config.data.scale);
+  o.reader.chunk_cache_bytes = static_cast<size_t>(config.data.chunk_cache_mb) << 20;
+  o.world_size = world_size;
+  o.rank = rank;
+  o.batch_size = per_rank_batch(config, world_size);
+  o.seed = static_cast<uint64_t>(config.training.seed);
+  o.shuffle = config.data.shuffle;
+  o.remainder = data::parse_remainder(config.data.remainder);
+  o.prefetch_batches = static_cast<int>(config.data.prefetch_batches);
+  return o;
+}
+
+}  // namespace distgan::launcher

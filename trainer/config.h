@@ -1,0 +1,100 @@
+// The run configuration: typed sections, each key with a default. The key table with descriptions
+// and valid ranges is in config_schema.cpp; loading YAML, --set overrides and printing are in
+// config_yaml.cpp. data/ and cluster/ never see these structs: the launcher turns them into the
+// plain option structs those libraries take.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace distgan {
+
+struct DataConfig {
+  std::string path = "datasets/fashion-mnist.h5";
+  std::string dataset = "/images";
+  std::string labels = "/labels";
+  std::string layout = "NCHW";
+  std::string scale = "auto";
+  bool shuffle = true;
+  std::string remainder = "drop";
+  int64_t prefetch_batches = 4;
+  int64_t chunk_cache_mb = 4;
+};
+
+struct ModelConfig {
+  std::string name = "dcgan";
+  int64_t z_dim = 100;
+  int64_t ch = 64;
+  int64_t mlp_width = 256;
+  int64_t mlp_depth = 3;
+  bool mlp_batchnorm = false;
+};
+
+struct TrainingConfig {
+  int64_t steps = 2000;
+  int64_t batch_size = 128;  // global: split evenly across ranks
+  std::string loss = "nonsaturating";
+  double lr_g = 2e-4;
+  double lr_d = 2e-4;
+  std::array<double, 2> betas_g{0.5, 0.999};
+  std::array<double, 2> betas_d{0.5, 0.999};
+  int64_t n_critic = 1;
+  int64_t seed = 0;
+};
+
+struct CheckpointConfig {
+  int64_t every = 500;
+  int64_t keep = 3;
+};
+
+struct LoggingConfig {
+  std::string run_dir = "runs/fashion-mnist";
+  int64_t every = 50;
+  int64_t sample_every = 500;
+  std::string level = "info";
+};
+
+struct ClusterConfig {
+  std::string backend = "auto";
+  std::string device = "cpu";
+  int64_t threads = 0;
+  double bucket_mb = 4.0;
+  int64_t collective_timeout_s = 600;
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  TrainingConfig training;
+  CheckpointConfig checkpoint;
+  LoggingConfig logging;
+  ClusterConfig cluster;
+
+  std::string source_path;  // the YAML file it was loaded from ("" for defaults)
+  std::string source_text;  // that file's text, kept for checkpoints
+};
+
+// A configuration error: the message names the file and line (or --set) and the key.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Loads a YAML file over the defaults. Throws ConfigError.
+Config load_config(const std::string& path);
+// Parses YAML text over the defaults; `origin` names it in errors.
+Config parse_config(const std::string& text, const std::string& origin);
+// Applies one "section.key=value" override, validated like the file. Throws ConfigError.
+void apply_override(Config& config, const std::string& assignment);
+// The effective configuration as YAML, each key with its description as a comment.
+std::string print_config(const Config& config);
+
+// Every valid key as "section.key", in schema order.
+std::vector<std::string> config_keys();
+// The valid key nearest to `key` (edit distance), or "" if none is close.
+std::string nearest_key(const std::string& key);
+
+}  // namespace distgan

@@ -1,0 +1,210 @@
+#include "trainer/config_schema.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace distgan {
+
+namespace {
+
+// ---- value formatting (round-trips through the YAML parser) ----
+std::string format(int64_t v) { return std::to_string(v); }
+std::string format(bool v) { return v ? "true" : "false"; }
+std::string format(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, end);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // stays a float when read back
+  return s;
+}
+std::string format(const std::string& v) {
+  YAML::Emitter out;
+  out << YAML::DoubleQuoted << v;
+  return out.c_str();
+}
+std::string format(const std::array<double, 2>& v) { return "[" + format(v[0]) + ", " + format(v[1]) + "]"; }
+
+std::string range_text(double lo, double hi, bool lo_open) {
+  auto num = [](double x) {
+    if (x >= 1e15) return std::string("inf");
+    std::string s = format(x);
+    if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
+    return s;
+  };
+  return std::string(lo_open ? "(" : "[") + num(lo) + ", " + num(hi) + "]";
+}
+
+bool is_scalar(const YAML::Node& n) { return n.IsScalar(); }
+
+// ---- key builders: one per value type ----
+template <typename S>
+using Section = S Config::*;
+
+template <typename S>
+ConfigKey int_key(const char* section, Section<S> sec, const char* name, int64_t S::*field, int64_t lo,
+                  int64_t hi, const char* description) {
+  return {section, name, description,
+          [=](Config& c, const YAML::Node& n) -> std::string {
+            const std::string want = "an integer in " + range_text(double(lo), double(hi), false);
+            if (!is_scalar(n)) return want;
+            int64_t v;
+            if (!YAML::convert<int64_t>::decode(n, v) || v < lo || v > hi) return want;
+            (c.*sec).*field = v;
+            return "";
+          },
+          [=](const Config& c) { return format((c.*sec).*field); }};
+}
+
+template <typename S>
+ConfigKey float_key(const char* section, Section<S> sec, const char* name, double S::*field, double lo,
+                    double hi, bool lo_open, const char* description) {
+  return {section, name, description,
+          [=](Config& c, const YAML::Node& n) -> std::string {
+            const std::string want = "a number in " + range_text(lo, hi, lo_open);
+            double v;
+            if (!is_scalar(n) || !YAML::convert<double>::decode(n, v) || !std::isfinite(v)) return want;
+            if ((lo_open ? v <= lo : v < lo) || v > hi) return want;
+            (c.*sec).*field = v;
+            return "";
+          },
+          [=](const Config& c) { return format((c.*sec).*field); }};
+}
+
+template <typename S>
+ConfigKey pair_key(const char* section, Section<S> sec, const char* name, std::array<double, 2> S::*field,
+                   const char* description) {
+  return {section, name, description,
+          [=](Config& c, const YAML::Node& n) -> std::string {
+            const std::string want = "a list of two numbers in [0, 1), like [0.5, 0.999]";
+            if (!n.IsSequence() || n.size() != 2) return want;
+            std::array<double, 2> v;
+            for (size_t i = 0; i < 2; ++i)
+              if (!n[i].IsScalar() || !YAML::convert<double>::decode(n[i], v[i]) || !(v[i] >= 0 && v[i] < 1))
+                return want;
+            (c.*sec).*field = v;
+            return "";
+          },
+          [=](const Config& c) { return format((c.*sec).*field); }};
+}
+
+template <typename S>
+ConfigKey bool_key(const char* section, Section<S> sec, const char* name, bool S::*field,
+                   const char* description) {
+  return {section, name, description,
+          [=](Config& c, const YAML::Node& n) -> std::string {
+            bool v;
+            if (!is_scalar(n) || !YAML::convert<bool>::decode(n, v)) return "true or false";
+            (c.*sec).*field = v;
+            return "";
+          },
+          [=](const Config& c) { return format((c.*sec).*field); }};
+}
+
+// choices empty: any string; otherwise one of them.
+template <typename S>
+ConfigKey string_key(const char* section, Section<S> sec, const char* name, std::string S::*field,
+                     std::vector<std::string> choices, const char* description) {
+  return {section, name, description,
+          [=](Config& c, const YAML::Node& n) -> std::string {
+            std::string want = "a string";
+            if (!choices.empty()) {
+              want = "one of";
+              for (size_t i = 0; i < choices.size(); ++i) want += (i ? ", " : " ") + choices[i];
+            }
+            if (n.IsNull() && choices.empty()) {
+              (c.*sec).*field = "";
+              return "";
+            }
+            if (!is_scalar(n)) return want;
+            const std::string v = n.Scalar();
+            if (!choices.empty() && std::find(choices.begin(), choices.end(), v) == choices.end()) return want;
+            (c.*sec).*field = v;
+            return "";
+          },
+          [=](const Config& c) { return format((c.*sec).*field); }};
+}
+
+constexpr int64_t kBig = int64_t{1} << 53;
+
+std::vector<ConfigKey> build_schema() {
+  using C = Config;
+  using D = DataConfig;
+  using M = ModelConfig;
+  using T = TrainingConfig;
+  using K = CheckpointConfig;
+  using L = LoggingConfig;
+  using U = ClusterConfig;
+  return {
+      string_key("data", &C::data, "path", &D::path, {}, "HDF5 dataset file (written by `distgan prep` or h5py)"),
+      string_key("data", &C::data, "dataset", &D::dataset, {}, "path of the samples inside the file"),
+      string_key("data", &C::data, "labels", &D::labels, {},
+                 "path of the integer labels inside the file, used when present (\"\" to ignore)"),
+      string_key("data", &C::data, "layout", &D::layout, {"NCHW", "NHWC"}, "storage order of 4-D image datasets"),
+      string_key("data", &C::data, "scale", &D::scale, {"auto", "uint8", "unit", "none"},
+                 "map values to [-1, 1]: uint8 from [0, 255], unit from [0, 1]; auto: uint8 for uint8 data"),
+      bool_key("data", &C::data, "shuffle", &D::shuffle, "shuffle the global order every epoch"),
+      string_key("data", &C::data, "remainder", &D::remainder, {"drop", "wrap"},
+                 "samples past the last whole global batch: drop them, or wrap to the epoch's start"),
+      int_key("data", &C::data, "prefetch_batches", &D::prefetch_batches, 1, 1024,
+              "batches the loader thread prepares ahead of the trainer"),
+      int_key("data", &C::data, "chunk_cache_mb", &D::chunk_cache_mb, 0, 65536,
+              "HDF5 chunk cache per rank, in MiB"),
+
+      string_key("model", &C::model, "name", &M::name, {"dcgan", "mlp"},
+                 "architecture: dcgan (28x28 or 32x32 images) or mlp (vectors)"),
+      int_key("model", &C::model, "z_dim", &M::z_dim, 1, 65536, "latent size"),
+      int_key("model", &C::model, "ch", &M::ch, 1, 4096, "DCGAN width: channels of D's first layer"),
+      int_key("model", &C::model, "mlp_width", &M::mlp_width, 1, 65536, "MLP hidden width"),
+      int_key("model", &C::model, "mlp_depth", &M::mlp_depth, 1, 64, "MLP hidden layers"),
+      bool_key("model", &C::model, "mlp_batchnorm", &M::mlp_batchnorm, "batch norm in the MLP generator"),
+
+      int_key("training", &C::training, "steps", &T::steps, 0, kBig, "generator steps to train for"),
+      int_key("training", &C::training, "batch_size", &T::batch_size, 1, kBig,
+              "global batch: split evenly across the ranks"),
+      string_key("training", &C::training, "loss", &T::loss, {"nonsaturating", "hinge"}, "adversarial loss"),
+      float_key("training", &C::training, "lr_g", &T::lr_g, 0, 1, true, "generator Adam learning rate"),
+      float_key("training", &C::training, "lr_d", &T::lr_d, 0, 1, true, "discriminator Adam learning rate"),
+      pair_key("training", &C::training, "betas_g", &T::betas_g, "generator Adam betas"),
+      pair_key("training", &C::training, "betas_d", &T::betas_d, "discriminator Adam betas"),
+      int_key("training", &C::training, "n_critic", &T::n_critic, 1, 100, "discriminator steps per generator step"),
+      int_key("training", &C::training, "seed", &T::seed, 0, kBig, "seed of the data order, init and noise"),
+
+      int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
+              "write a checkpoint every this many steps (0: only at the end)"),
+      int_key("checkpoint", &C::checkpoint, "keep", &K::keep, 1, 1000000, "checkpoints to keep"),
+
+      string_key("logging", &C::logging, "run_dir", &L::run_dir, {},
+                 "directory for metrics, sample grids and checkpoints"),
+      int_key("logging", &C::logging, "every", &L::every, 1, kBig, "log metrics every this many steps"),
+      int_key("logging", &C::logging, "sample_every", &L::sample_every, 0, kBig,
+              "write a sample grid every this many steps (0: never)"),
+      string_key("logging", &C::logging, "level", &L::level, {"debug", "info", "warn", "error"}, "log level"),
+
+      string_key("cluster", &C::cluster, "backend", &U::backend, {"auto", "mpi", "nccl"},
+                 "collectives: auto is nccl on CUDA devices when compiled in, mpi otherwise"),
+      string_key("cluster", &C::cluster, "device", &U::device, {"cpu", "cuda"},
+                 "compute device; cuda uses cuda:<local rank>"),
+      int_key("cluster", &C::cluster, "threads", &U::threads, 0, 1024,
+              "compute threads per rank (0: the cores in the rank's affinity mask)"),
+      float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0, 1024, true,
+                "gradient bucket size for the all-reduce, in MiB"),
+      int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,
+              "seconds a collective may take before the job is aborted"),
+  };
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& config_schema() {
+  static const std::vector<ConfigKey> schema = build_schema();
+  return schema;
+}
+
+const std::vector<std::string>& config_sections() {
+  static const std::vector<std::string> sections{"data", "model", "training", "checkpoint", "logging", "cluster"};
+  return sections;
+}
+
+}  // namespace distgan
