@@ -16,9 +16,19 @@ constexpr int64_t kStatSamples = 1000;  // samples read for the value statistics
 constexpr int64_t kLabelBlock = 4096;   // labels are read in blocks: the file is never loaded whole
 
 struct InspectOptions {
-  data::ReaderOptions reader;
+  data::ReaderOptions reader{"", ""};
   std::string layout = "NCHW";
 };
+
+// /images when the file has it, else /samples (the two names `distgan prep` writes).
+std::string default_dataset(const std::string& path) {
+  data::h5_silence_errors();
+  data::H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (file.valid() && H5Lexists(file.get(), "/images", H5P_DEFAULT) <= 0 &&
+      H5Lexists(file.get(), "/samples", H5P_DEFAULT) > 0)
+    return "/samples";
+  return "/images";
+}
 
 herr_t print_attribute(hid_t loc, const char* name, const H5A_info_t*, void*) {
   data::H5Handle attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
@@ -41,7 +51,8 @@ Runner add_inspect_command(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand("inspect", "show what an HDF5 dataset file holds");
   cmd->add_option("file", o->reader.path, "HDF5 dataset file")->required();
-  cmd->add_option("--dataset", o->reader.dataset, "path of the samples inside the file")->capture_default_str();
+  cmd->add_option("--dataset", o->reader.dataset,
+                  "path of the samples inside the file (default: /images, else /samples)");
   cmd->add_option("--labels", o->reader.labels, "path of the labels inside the file")->capture_default_str();
   cmd->add_option("--layout", o->layout, "storage order of 4-D images")
       ->check(CLI::IsMember({"NCHW", "NHWC"}))->capture_default_str();
@@ -49,6 +60,7 @@ Runner add_inspect_command(CLI::App& app) {
   return [o]() -> int {
     o->reader.layout = data::parse_layout(o->layout);
     o->reader.scale = data::Scale::kNone;  // report stored values
+    if (o->reader.dataset.empty()) o->reader.dataset = default_dataset(o->reader.path);
     data::DatasetReader reader(o->reader);
     std::printf("%s\n", reader.describe().c_str());
     {

@@ -1,7 +1,8 @@
 #include "trainer/config_schema.h"
 
 #include <algorithm>
-#include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 
@@ -13,9 +14,13 @@ namespace {
 std::string format(int64_t v) { return std::to_string(v); }
 std::string format(bool v) { return v ? "true" : "false"; }
 std::string format(double v) {
+  // The shortest %g text that reads back to the same double (0.0002 rather than 2e-04).
   char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  std::string s(buf, end);
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string s(buf);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // stays a float when read back
   return s;
 }
@@ -123,7 +128,8 @@ ConfigKey string_key(const char* section, Section<S> sec, const char* name, std:
             (c.*sec).*field = v;
             return "";
           },
-          [=](const Config& c) { return format((c.*sec).*field); }};
+          [=](const Config& c) { return format((c.*sec).*field); },
+          choices.empty()};
 }
 
 constexpr int64_t kBig = int64_t{1} << 53;

@@ -20,6 +20,8 @@ struct ConfigKey {
   std::function<std::string(Config&, const YAML::Node&)> set;
   // The current value as YAML text.
   std::function<std::string(const Config&)> get;
+  // A free-form string: `--set` takes its text literally unless quoted (paths may hold ': ' or '#').
+  bool literal_string = false;
 
   std::string path() const { return section + "." + name; }
 };

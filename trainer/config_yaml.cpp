@@ -132,9 +132,15 @@ void apply_override(Config& config, const std::string& assignment) {
   const std::string path = assignment.substr(0, eq);
   const ConfigKey* key = find_key(path);
   if (key == nullptr) throw ConfigError(where + ": unknown key '" + path + "'" + suggestion(path));
+  const std::string text = assignment.substr(eq + 1);
   YAML::Node value;
+  const bool quoted = !text.empty() && (text.front() == '"' || text.front() == '\'');
+  if (key->literal_string && !quoted) {
+    set_key(config, *key, YAML::Node(text), where);
+    return;
+  }
   try {
-    value = YAML::Load(assignment.substr(eq + 1));
+    value = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw ConfigError(where + ": malformed value: " + e.msg);
   }
