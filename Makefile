@@ -1,0 +1,44 @@
+# The two commands of the README, and the steps they are made of.
+#   make demo   install what is missing, build, prepare Fashion-MNIST as HDF5, show it, run the job
+#   make test   install what is missing, build, run every test
+BUILD ?= build
+JOBS ?= $(shell nproc)
+DATA ?= datasets/fashion-mnist.h5
+CONFIG ?= configs/fashion-mnist.yaml
+NP ?= 2
+DISTGAN = $(BUILD)/launcher/distgan
+# Open MPI refuses to start as root unless told; harmless otherwise.
+MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) --bind-to core
+
+.PHONY: all deps configure build demo test test-unit bench clean
+
+all: build
+
+deps:
+	bash cluster/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(DATA): | build
+	mkdir -p $(dir $(DATA))
+	$(DISTGAN) prep fashion-mnist --out $(DATA)
+
+demo: build $(DATA)
+	$(DISTGAN) inspect $(DATA)
+	$(MPIRUN) $(DISTGAN) train --config $(CONFIG) --check
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j 2
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit -j 2
+
+bench: build
+	bash bench/loader.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
