@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages distgan needs (see DESIGN.md "Dependencies").
 # Idempotent: packages already installed are left alone; prints what it did.
 #   --with-slurm   also install Slurm and munge (for the job-script tests)
-#   --with-peer    also install python3-torch and python3-h5py (benchmark peer, h5py tests)
+#   --with-peer    also install python3-torch (the PyTorch peer of the benchmarks)
 #   --dry-run      only print what would be installed
+# Environment: DISTGAN_EXTRA_PACKAGES="a b" adds packages to the list (site additions; tests).
 set -euo pipefail
 
 usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -29,6 +30,8 @@ packages=(
   python3-h5py python3-numpy
 )
 [ "$with_peer" = 1 ] && packages+=(python3-torch)
+# shellcheck disable=SC2206
+[ -n "${DISTGAN_EXTRA_PACKAGES:-}" ] && packages+=(${DISTGAN_EXTRA_PACKAGES})
 [ "$with_slurm" = 1 ] && packages+=(slurm-wlm slurmd slurmctld munge libpmix-dev)
 
 missing=()

@@ -176,6 +176,7 @@ std::string DatasetReader::describe() const {
 }
 
 void DatasetReader::read(const std::vector<int64_t>& indices, float* out, int64_t* labels_out) {
+  h5_silence_errors();  // reads usually run on the loader thread
   size_t i = 0;
   while (i < indices.size()) {
     const int64_t first = indices[i];

@@ -42,10 +42,10 @@ class H5Handle {
   Closer closer_ = nullptr;
 };
 
-// Silences HDF5's automatic error-stack printing for the whole process: we report errors ourselves.
+// Silences HDF5's automatic error-stack printing for the calling thread: we report errors ourselves.
 void h5_silence_errors();
 
-// The innermost message of the current HDF5 error stack ("" if there is none).
+// The current HDF5 error stack as "<what failed> (<innermost reason>)" ("" if empty); clears it.
 std::string h5_last_error();
 
 // Throws DataError("<context>: <HDF5 message>") when status (an herr_t or hid_t) is negative.

@@ -1,8 +1,21 @@
 // distgan: distributed GAN training. `distgan --help` lists the subcommands.
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "launcher/commands.h"
 #include "trainer/config.h"
+
+namespace {
+
+// "[rank N] " when started by an MPI launcher (errors may come before MPI is initialised), else "".
+std::string rank_prefix() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* value = std::getenv(name)) return std::string("[rank ") + value + "] ";
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace distgan::launcher;
@@ -24,10 +37,10 @@ int main(int argc, char** argv) {
       if (subcommands[i]->parsed()) return runners[i]();
     return kExitUsage;
   } catch (const distgan::ConfigError& e) {
-    std::fprintf(stderr, "distgan: config error: %s\n", e.what());
+    std::fprintf(stderr, "distgan: %sconfig error: %s\n", rank_prefix().c_str(), e.what());
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "distgan: error: %s\n", e.what());
+    std::fprintf(stderr, "distgan: %serror: %s\n", rank_prefix().c_str(), e.what());
     return kExitError;
   }
 }

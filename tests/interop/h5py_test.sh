@@ -7,6 +7,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 : "${DISTGAN:?set DISTGAN to the distgan executable}"
+DISTGAN=$(realpath "$DISTGAN")
 py=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
