@@ -66,5 +66,10 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/d
   "${sudo[@]}" apt-get update -qq
 fi
 echo "install-deps: apt-get install ${missing[*]}"
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+  # Package lists younger than a day can still be stale (a mirror moved on): refresh once, retry.
+  echo "install-deps: install failed; refreshing the package lists and retrying"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 echo "install-deps: installed ${#missing[@]} packages"

@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
+#include <random>
 
 #include "data/data_error.h"
 
@@ -44,8 +46,11 @@ AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
     throw DataError(final_path_ + ": file exists; refusing to overwrite it (pass --force to replace it)");
   // A hidden name beside the final one: same file system, so the rename is atomic.
   const fs::path p(final_path_);
-  temp_path_ = (p.parent_path() / ("." + p.filename().string() + ".tmp." + std::to_string(::getpid())))
-                   .string();
+  // pid and a random suffix: ranks or hosts sharing a file system never pick the same name.
+  std::random_device random;
+  char suffix[32];
+  std::snprintf(suffix, sizeof(suffix), "%d.%08x", static_cast<int>(::getpid()), random());
+  temp_path_ = (p.parent_path() / ("." + p.filename().string() + ".tmp." + suffix)).string();
 }
 
 AtomicOutput::~AtomicOutput() {
@@ -63,6 +68,11 @@ void AtomicOutput::commit() {
   } else {
     // RENAME_NOREPLACE: a file that appeared since the constructor's check is still not replaced.
     rc = ::renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, final_path_.c_str(), RENAME_NOREPLACE);
+    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+      // NFS and some parallel file systems lack RENAME_NOREPLACE; link() also refuses to replace.
+      rc = ::link(temp_path_.c_str(), final_path_.c_str());
+      if (rc == 0) ::unlink(temp_path_.c_str());
+    }
   }
   if (rc != 0) {
     const std::string reason =

@@ -9,6 +9,8 @@ namespace distgan::data {
 namespace {
 
 constexpr int64_t kMaxSampleElements = int64_t{1} << 28;  // 1 GiB of float32 per sample at most
+// The sampler holds one epoch's order (8 bytes a sample) in memory on every rank.
+constexpr int64_t kMaxSamples = int64_t{1} << 31;
 constexpr size_t kChunkCacheSlots = 12421;               // prime, as HDF5 recommends
 
 std::string shape_text(const std::vector<hsize_t>& dims) {
@@ -136,13 +138,18 @@ DatasetReader::DatasetReader(const ReaderOptions& options) : options_(options) {
   else if (rank == 3) sample_shape_ = {1, d(1), d(2)};
   else if (options_.layout == Layout::kNCHW) sample_shape_ = {d(1), d(2), d(3)};
   else sample_shape_ = {d(3), d(1), d(2)};
+  if (file_dims_[0] > static_cast<hsize_t>(kMaxSamples))
+    throw DataError(where + " declares " + std::to_string(file_dims_[0]) + " samples; at most " +
+                    std::to_string(kMaxSamples) + " are supported (shape " + shape_text(file_dims_) + ")");
   sample_elements_ = 1;
-  for (int64_t s : sample_shape_) {
-    if (s == 0) throw DataError(where + " has a zero-sized sample dimension (shape " + shape_text(file_dims_) + ")");
-    sample_elements_ *= s;
-    if (sample_elements_ > kMaxSampleElements)
+  for (size_t i = 1; i < file_dims_.size(); ++i) {
+    // Checked before multiplying: hostile dimensions must not wrap around.
+    if (file_dims_[i] == 0)
+      throw DataError(where + " has a zero-sized sample dimension (shape " + shape_text(file_dims_) + ")");
+    if (file_dims_[i] > static_cast<hsize_t>(kMaxSampleElements / sample_elements_))
       throw DataError(where + " declares samples of more than " + std::to_string(kMaxSampleElements) +
                       " values (shape " + shape_text(file_dims_) + ")");
+    sample_elements_ *= static_cast<int64_t>(file_dims_[i]);
   }
 
   Scale scale = options_.scale;

@@ -70,7 +70,8 @@ void write_dataset_file(const std::string& path, const DatasetContents& c, const
   h5_silence_errors();
   AtomicOutput out(path, opt.overwrite);
   {
-    H5Handle file(h5_check(H5Fcreate(out.temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+    // EXCL: never truncate (or follow a link to) something that already has the temporary name.
+    H5Handle file(h5_check(H5Fcreate(out.temp_path().c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
                            out.temp_path() + ": cannot create"),
                   H5Fclose);
     if (!c.u8.empty()) {
@@ -85,7 +86,10 @@ void write_dataset_file(const std::string& path, const DatasetContents& c, const
     }
     for (const auto& [key, value] : c.attributes) write_string_attribute(file.get(), key, value, path);
     h5_check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), path + ": flush");
-  }  // closed before the rename
+    const hid_t id = file.get();
+    file.release();
+    h5_check(H5Fclose(id), path + ": closing the file");  // a failed close must not be committed
+  }
   out.commit();
 }
 

@@ -31,6 +31,8 @@ class H5Handle {
   ~H5Handle() { reset(); }
 
   hid_t get() const { return id_; }
+  // Gives up ownership without closing (the caller closes and checks the result).
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
   bool valid() const { return id_ >= 0; }
   void reset() {
     if (id_ >= 0 && closer_ != nullptr) closer_(id_);

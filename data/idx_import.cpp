@@ -63,13 +63,22 @@ IdxArray read_idx(const std::string& path) {
     const int64_t d = (int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) | (int64_t{b[2]} << 8) | b[3];
     if (d == 0) throw DataError(path + ": IDX dimension " + std::to_string(i) + " is zero");
     a.dims.push_back(d);
-    total *= d;
-    if (total > kMaxIdxValues)
+    if (total > kMaxIdxValues / d)
       throw DataError(path + ": IDX header declares more than " + std::to_string(kMaxIdxValues) +
                       " values; the file is corrupt");
+    total *= d;
   }
-  a.values.resize(static_cast<size_t>(total));
-  const int64_t got = read_up_to(f.get(), a.values.data(), total, path);
+  // Grow the buffer as data arrives (the header's claim is checked against the real content, and
+  // a short file never makes us allocate what it only declares).
+  constexpr int64_t kStep = int64_t{64} << 20;
+  int64_t got = 0;
+  while (got < total) {
+    const int64_t want = std::min(kStep, total - got);
+    a.values.resize(static_cast<size_t>(got + want));
+    const int64_t n = read_up_to(f.get(), a.values.data() + got, want, path);
+    got += n;
+    if (n < want) break;
+  }
   if (got != total)
     throw DataError(path + ": truncated IDX file: the header declares " + std::to_string(total) +
                     " values but only " + std::to_string(got) + " are present");

@@ -1,9 +1,11 @@
 // NumPy .npy format v1-v3: "\x93NUMPY", major, minor, a little-endian header length (2 bytes in v1,
 // 4 in v2/v3), then a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (N, D)}
 // padded with spaces, then the raw values in C order.
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "data/importers.h"
 
@@ -19,21 +21,46 @@ struct NpyHeader {
   std::vector<int64_t> shape;
 };
 
+// The header is a Python dict literal written by numpy; we read just the three keys we need by
+// hand (std::regex recurses per character and overflows the stack on a long hostile header).
+std::string value_after(const std::string& text, const std::string& key, const std::string& path) {
+  const size_t at = text.find("'" + key + "'");
+  if (at == std::string::npos) throw DataError(path + ": .npy header has no '" + key + "'");
+  size_t colon = text.find(':', at);
+  if (colon == std::string::npos) throw DataError(path + ": malformed .npy header near '" + key + "'");
+  size_t v = text.find_first_not_of(' ', colon + 1);
+  return v == std::string::npos ? std::string() : text.substr(v);
+}
+
 NpyHeader parse_header(const std::string& text, const std::string& path) {
   NpyHeader h;
-  std::smatch m;
-  if (!std::regex_search(text, m, std::regex(R"('descr'\s*:\s*'([^']*)')")))
-    throw DataError(path + ": .npy header has no 'descr'");
-  h.descr = m[1];
-  if (!std::regex_search(text, m, std::regex(R"('fortran_order'\s*:\s*(True|False))")))
-    throw DataError(path + ": .npy header has no 'fortran_order'");
-  h.fortran = m[1] == "True";
-  if (!std::regex_search(text, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")))
-    throw DataError(path + ": .npy header has no 'shape'");
-  const std::string dims = m[1];
-  const std::regex number(R"(\d+)");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it)
-    h.shape.push_back(std::stoll(it->str()));
+  const std::string descr = value_after(text, "descr", path);
+  const size_t close = descr.find('\'', 1);
+  if (descr.empty() || descr[0] != '\'' || close == std::string::npos || close > 16)
+    throw DataError(path + ": malformed 'descr' in the .npy header");
+  h.descr = descr.substr(1, close - 1);
+  const std::string fortran = value_after(text, "fortran_order", path);
+  if (fortran.rfind("True", 0) == 0) h.fortran = true;
+  else if (fortran.rfind("False", 0) != 0) throw DataError(path + ": malformed 'fortran_order' in the .npy header");
+  const std::string shape = value_after(text, "shape", path);
+  const size_t end = shape.find(')');
+  if (shape.empty() || shape[0] != '(' || end == std::string::npos)
+    throw DataError(path + ": malformed 'shape' in the .npy header");
+  // "(N, D)" or "(N,)": non-negative integers separated by commas.
+  std::string token;
+  for (size_t i = 1; i <= end; ++i) {
+    const char ch = shape[i];
+    if (ch >= '0' && ch <= '9') {
+      token += ch;
+      if (token.size() > 15) throw DataError(path + ": .npy shape has an implausibly large dimension");
+    } else if (ch == ',' || ch == ')') {
+      if (!token.empty()) h.shape.push_back(std::stoll(token));
+      else if (ch == ',') throw DataError(path + ": malformed 'shape' in the .npy header");
+      token.clear();
+    } else if (ch != ' ') {
+      throw DataError(path + ": malformed 'shape' in the .npy header (dimensions must be non-negative integers)");
+    }
+  }
   return h;
 }
 
@@ -66,7 +93,7 @@ NpyArray read_npy(const std::string& path) {
     unsigned char b[4];
     if (!in.read(reinterpret_cast<char*>(b), 4)) throw DataError(path + ": truncated .npy header");
     header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (uint32_t{b[3]} << 24);
-    if (header_len > (1u << 20)) throw DataError(path + ": .npy header is implausibly long");
+    if (header_len > (1u << 16)) throw DataError(path + ": .npy header is implausibly long");
   } else {
     throw DataError(path + ": unsupported .npy format version " + std::to_string(major));
   }
@@ -81,8 +108,8 @@ NpyArray read_npy(const std::string& path) {
   a.dtype = h.descr;
   int64_t count = 1;
   for (int64_t d : h.shape) {
+    if (d != 0 && count > kMaxNpyValues / d) throw DataError(path + ": .npy shape is implausibly large");
     count *= d;
-    if (count > kMaxNpyValues) throw DataError(path + ": .npy shape is implausibly large");
   }
   size_t item = 0;
   const std::string& t = h.descr;
@@ -94,7 +121,15 @@ NpyArray read_npy(const std::string& path) {
   else
     throw DataError(path + ": .npy dtype '" + t +
                     "' is not supported (expected little-endian uint8, int8/16/32/64, float32 or float64)");
-  std::vector<char> raw(static_cast<size_t>(count) * item);
+  // Compare with the file's size before allocating: a small file cannot declare a huge array.
+  std::error_code ec;
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  const int64_t data_bytes = count * static_cast<int64_t>(item);
+  const int64_t available = ec ? 0 : file_bytes - static_cast<int64_t>(in.tellg());
+  if (data_bytes > available)
+    throw DataError(path + ": truncated .npy file: expected " + std::to_string(data_bytes) +
+                    " bytes of data, found " + std::to_string(std::max<int64_t>(available, 0)));
+  std::vector<char> raw(static_cast<size_t>(data_bytes));
   if (!in.read(raw.data(), static_cast<std::streamsize>(raw.size())))
     throw DataError(path + ": truncated .npy file: expected " + std::to_string(raw.size()) +
                     " bytes of data, found " + std::to_string(in.gcount()));
@@ -111,9 +146,11 @@ NpyArray read_npy(const std::string& path) {
 
 DatasetContents import_npy(const std::string& data_path, const std::string& labels_path, bool nhwc) {
   NpyArray a = read_npy(data_path);
+  for (int64_t d : a.shape)
+    if (d == 0) throw DataError(data_path + ": the array holds no values (a dimension of its shape is 0)");
   DatasetContents c;
   const auto& s = a.shape;
-  if (!a.u8.empty()) {
+  if (a.dtype == "|u1" || a.dtype == "<u1") {
     c.name = "/images";
     if (s.size() == 3) {
       c.shape = {s[0], 1, s[1], s[2]};
@@ -134,7 +171,7 @@ DatasetContents import_npy(const std::string& data_path, const std::string& labe
       throw DataError(data_path + ": uint8 images must be [N,H,W] or [N,C,H,W] (or [N,H,W,C] with --nhwc); found " +
                       std::to_string(s.size()) + " dimensions");
     }
-  } else if (!a.f32.empty()) {
+  } else if (a.dtype == "<f4" || a.dtype == "<f8") {
     if (s.size() != 2)
       throw DataError(data_path + ": float arrays are imported as vector data [N, D]; found " +
                       std::to_string(s.size()) + " dimensions");
@@ -145,7 +182,6 @@ DatasetContents import_npy(const std::string& data_path, const std::string& labe
     throw DataError(data_path + ": dtype '" + a.dtype +
                     "' is not a data type for samples (expected uint8 images or float vectors)");
   }
-  if (c.shape[0] == 0) throw DataError(data_path + ": the array has no samples");
   c.attributes = {{"source", "npy"}, {"data_file", data_path}, {"layout", "NCHW"}};
   if (!labels_path.empty()) {
     NpyArray l = read_npy(labels_path);

@@ -6,6 +6,8 @@ namespace distgan::data {
 
 namespace {
 
+constexpr int64_t kMaxBatchBytes = int64_t{4} << 30;  // one float32 batch; the queue holds a few
+
 class Hdf5Source : public SampleSource {
  public:
   explicit Hdf5Source(const ReaderOptions& options) : reader_(options) {}
@@ -37,6 +39,12 @@ PrefetchLoader::PrefetchLoader(std::unique_ptr<SampleSource> source, const Loade
   has_labels_ = source_->has_labels();
   if (options_.batch_size < 1) throw DataError("loader: the batch size must be at least 1");
   if (options_.prefetch_batches < 1) throw DataError("loader: prefetch_batches must be at least 1");
+  int64_t sample_elements = 1;
+  for (int64_t d : sample_shape_) sample_elements *= d;
+  if (sample_elements > kMaxBatchBytes / 4 / options_.batch_size)
+    throw DataError(source_->name() + ": a batch of " + std::to_string(options_.batch_size) + " samples of " +
+                    std::to_string(sample_elements) + " values needs more than " +
+                    std::to_string(kMaxBatchBytes >> 30) + " GiB; use a smaller batch");
   const int64_t global = options_.batch_size * options_.world_size;
   if (size_ < global)
     throw DataError(source_->name() + " holds " + std::to_string(size_) + " samples, fewer than one step needs: " +

@@ -13,6 +13,7 @@ namespace distgan::launcher {
 namespace {
 
 constexpr int64_t kStatSamples = 1000;  // samples read for the value statistics
+constexpr int64_t kStatBytes = int64_t{256} << 20;
 constexpr int64_t kLabelBlock = 4096;   // labels are read in blocks: the file is never loaded whole
 
 struct InspectOptions {
@@ -68,7 +69,9 @@ Runner add_inspect_command(CLI::App& app) {
       if (file.valid()) H5Aiterate2(file.get(), H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, print_attribute, nullptr);
     }
     // Value range and mean over evenly spaced samples.
-    const int64_t n = std::min(reader.size(), kStatSamples);
+    // At most kStatSamples samples and kStatBytes of values: samples may be large.
+    const int64_t n = std::max<int64_t>(
+        1, std::min({reader.size(), kStatSamples, kStatBytes / 4 / reader.sample_elements()}));
     std::vector<int64_t> indices(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) indices[i] = i * reader.size() / n;
     std::vector<float> values(static_cast<size_t>(n * reader.sample_elements()));

@@ -1,5 +1,7 @@
 // `distgan prep`: import a dataset into distgan's HDF5 layout.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "data/dataset_reader.h"
@@ -75,7 +77,12 @@ Runner add_prep_command(CLI::App& app) {
         ->capture_default_str();
     s->add_option("--seed", o->seed, "random seed")->capture_default_str();
     s->add_option("--std", o->std, "standard deviation of each mode (default: the protocol's)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+              const double v = std::strtod(text.c_str(), nullptr);
+              return std::isfinite(v) && v >= 0 ? "" : "the standard deviation must be a finite number >= 0";
+            },
+            "NUMBER >= 0"));
   }
 
   return [=]() -> int {

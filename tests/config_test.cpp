@@ -115,6 +115,15 @@ TEST(Config, SectionThatIsNotAMappingIsRejected) {
             std::string::npos);
 }
 
+TEST(Config, DuplicateAndNonScalarKeysAreRejected) {
+  std::string e = error_of([] { parse_config("training:\n  steps: 5\n  steps: 7\n", "d.yaml"); });
+  EXPECT_NE(e.find("d.yaml:3: 'training.steps' is given twice"), std::string::npos) << e;
+  e = error_of([] { parse_config("data:\n  ? [a, b]\n  : 1\n", "k.yaml"); });
+  EXPECT_NE(e.find("k.yaml:2: expected a plain key name in section 'data'"), std::string::npos) << e;
+  e = error_of([] { parse_config("[a]: 1\n", "k.yaml"); });
+  EXPECT_NE(e.find("k.yaml:1: expected a plain key name"), std::string::npos) << e;
+}
+
 TEST(Config, MissingFileIsAClearError) {
   const std::string e = error_of([] { load_config("/nonexistent/run.yaml"); });
   EXPECT_NE(e.find("/nonexistent/run.yaml: cannot read the config file"), std::string::npos) << e;

@@ -131,6 +131,49 @@ TEST(NpyImport, UnsupportedInputsAreRejected) {
   EXPECT_NE(error_of([&] { read_npy(tmp.path("txt.npy")); }).find("not a NumPy .npy file"), std::string::npos);
 }
 
+TEST(IdxImport, HeadersDeclaringHugeArraysFailFastWithoutAllocating) {
+  TempDir tmp;
+  // Dimensions whose product wraps around 64 bits.
+  testing::write_idx(tmp.path("wrap"), {2, 2147549185, 4294836226}, {0, 0, 0, 0}, false);
+  EXPECT_NE(error_of([&] { read_idx(tmp.path("wrap")); }).find("declares more than"), std::string::npos);
+  // 16 bytes declaring 4 GiB: reported as truncated, without allocating the declared size.
+  testing::write_idx(tmp.path("big.gz"), {65536, 256, 256}, {1, 2, 3}, true);
+  EXPECT_NE(error_of([&] { read_idx(tmp.path("big.gz")); })
+                .find("the header declares 4294967296 values but only 3 are present"),
+            std::string::npos);
+}
+
+TEST(NpyImport, HostileHeadersGiveErrorsNotCrashes) {
+  TempDir tmp;
+  const std::vector<uint8_t> one{7};
+  auto with_header = [&](const std::string& name, const std::string& dict) {
+    std::string header = dict;
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::string out = "\x93NUMPY";
+    out += '\x01';
+    out += '\x00';
+    out += static_cast<char>(header.size() & 0xff);
+    out += static_cast<char>(header.size() >> 8);
+    testing::write_text(tmp.path(name), out + header + "\x07");
+    return tmp.path(name);
+  };
+  const std::string long_descr = with_header(
+      "long.npy", "{'descr': '" + std::string(40000, 'x') + "', 'fortran_order': False, 'shape': (1,), }");
+  EXPECT_NE(error_of([&] { read_npy(long_descr); }).find("malformed 'descr'"), std::string::npos);
+  const std::string wrap =
+      with_header("wrap.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (274177, 67280421310721, 1, 1), }");
+  EXPECT_NE(error_of([&] { read_npy(wrap); }).find("implausibly large"), std::string::npos);
+  const std::string negative = with_header("neg.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (-5, 2), }");
+  EXPECT_NE(error_of([&] { read_npy(negative); }).find("malformed 'shape'"), std::string::npos);
+  const std::string huge =
+      with_header("huge.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 16), }");
+  EXPECT_NE(error_of([&] { read_npy(huge); }).find("expected 128000000000 bytes of data, found 1"),
+            std::string::npos);
+  const std::string empty = with_header("empty.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (0, 28, 28), }");
+  EXPECT_NE(error_of([&] { import_npy(empty, "", false); }).find("the array holds no values"), std::string::npos);
+}
+
 TEST(Mixtures, SamplesSitNearTheirLabelledMode) {
   for (Mixture kind : {Mixture::kRing, Mixture::kGrid}) {
     MixtureSpec spec;

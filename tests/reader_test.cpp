@@ -146,6 +146,23 @@ TEST(DatasetReader, LabelsOfTheWrongLengthOrTypeAreRejected) {
   EXPECT_FALSE(DatasetReader(o).has_labels());
 }
 
+TEST(DatasetReader, HugeDeclaredDimensionsAreRejectedBeforeAnyAllocation) {
+  TempDir tmp;
+  const std::string path = tmp.path("huge.h5");
+  // Chunked and never written: a few KiB on disk whatever the declared shape.
+  testing::write_h5_array(path, "/wide", H5T_NATIVE_UINT8, {2, 16, 1ull << 60}, nullptr, {1, 1, 1024});
+  testing::write_h5_array(path, "/wrap", H5T_NATIVE_UINT8, {2, 1ull << 33, 1ull << 33}, nullptr, {1, 1, 1024});
+  testing::write_h5_array(path, "/many", H5T_NATIVE_FLOAT, {1ull << 40, 2}, nullptr, {1024, 2});
+  auto message = [&](const std::string& ds) { return error_of([&] { DatasetReader r(options(path, ds)); }); };
+  EXPECT_NE(message("/wide").find("declares samples of more than 268435456 values"), std::string::npos)
+      << message("/wide");
+  // 2^33 * 2^33 wraps to 0 in 64 bits: must still be rejected.
+  EXPECT_NE(message("/wrap").find("declares samples of more than"), std::string::npos) << message("/wrap");
+  EXPECT_NE(message("/many").find("declares 1099511627776 samples; at most 2147483648 are supported"),
+            std::string::npos)
+      << message("/many");
+}
+
 TEST(DatasetReader, OutOfRangeIndexNamesTheIndex) {
   TempDir tmp;
   DatasetReader r(options(write_coded_images(tmp)));

@@ -101,13 +101,20 @@ hid_t open_or_create(const std::string& path) {
 }  // namespace
 
 void write_h5_array(const std::string& path, const std::string& name, long type,
-                    const std::vector<unsigned long long>& dims, const void* data) {
+                    const std::vector<unsigned long long>& dims, const void* data,
+                    const std::vector<unsigned long long>& chunk) {
   const hid_t file = open_or_create(path);
   std::vector<hsize_t> d(dims.begin(), dims.end());
   const hid_t space = H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr);
   const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
-  const hid_t dset = H5Dcreate2(file, name.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (!chunk.empty()) {
+    std::vector<hsize_t> c(chunk.begin(), chunk.end());
+    H5Pset_chunk(dcpl, static_cast<int>(c.size()), c.data());
+  }
+  const hid_t dset = H5Dcreate2(file, name.c_str(), type, space, lcpl, dcpl, H5P_DEFAULT);
+  H5Pclose(dcpl);
   if (file < 0 || dset < 0) throw std::runtime_error("cannot create " + name + " in " + path);
   if (data != nullptr && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw std::runtime_error("cannot write " + name + " in " + path);

@@ -45,8 +45,10 @@ namespace distgan::testing {
 
 // Writes one HDF5 dataset `name` of HDF5 type `type` (e.g. H5T_NATIVE_INT16) and shape `dims`
 // into `path` (created, or opened when it exists), bypassing distgan's writer: for crafted files.
+// With `chunk` non-empty the dataset is chunked (then huge declared dims cost nothing on disk).
 void write_h5_array(const std::string& path, const std::string& name, long type,
-                    const std::vector<unsigned long long>& dims, const void* data);
+                    const std::vector<unsigned long long>& dims, const void* data,
+                    const std::vector<unsigned long long>& chunk = {});
 // Creates an empty group `name` in `path` (created when missing).
 void write_h5_group(const std::string& path, const std::string& name);
 

@@ -32,13 +32,16 @@ std::string format(const std::string& v) {
 std::string format(const std::array<double, 2>& v) { return "[" + format(v[0]) + ", " + format(v[1]) + "]"; }
 
 std::string range_text(double lo, double hi, bool lo_open) {
-  auto num = [](double x) {
-    if (x >= 1e15) return std::string("inf");
-    std::string s = format(x);
-    if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
-    return s;
+  auto plain = [](double x) {  // 0 and 1 rather than 0.0 and 1.0
+    std::string t = format(x);
+    if (t.size() > 2 && t.compare(t.size() - 2, 2, ".0") == 0) t.resize(t.size() - 2);
+    return t;
   };
-  return std::string(lo_open ? "(" : "[") + num(lo) + ", " + num(hi) + "]";
+  return std::string(lo_open ? "(" : "[") + plain(lo) + ", " + plain(hi) + "]";
+}
+
+std::string int_range_text(int64_t lo, int64_t hi) {
+  return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
 }
 
 bool is_scalar(const YAML::Node& n) { return n.IsScalar(); }
@@ -52,7 +55,7 @@ ConfigKey int_key(const char* section, Section<S> sec, const char* name, int64_t
                   int64_t hi, const char* description) {
   return {section, name, description,
           [=](Config& c, const YAML::Node& n) -> std::string {
-            const std::string want = "an integer in " + range_text(double(lo), double(hi), false);
+            const std::string want = "an integer in " + int_range_text(lo, hi);
             if (!is_scalar(n)) return want;
             int64_t v;
             if (!YAML::convert<int64_t>::decode(n, v) || v < lo || v > hi) return want;

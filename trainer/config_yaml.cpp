@@ -93,8 +93,18 @@ Config parse_config(const std::string& text, const std::string& origin) {
   if (!root.IsMap())
     throw ConfigError(at(origin, root) + ": expected a mapping of sections (data, model, training, ...)");
   const auto& sections = config_sections();
+  std::vector<std::string> seen;  // yaml-cpp keeps duplicate keys; a repeated key is almost always a mistake
+  auto key_text = [&](const YAML::Node& key, const std::string& prefix) {
+    if (!key.IsScalar()) throw ConfigError(at(origin, key) + ": expected a plain key name" +
+                                           (prefix.empty() ? "" : " in section '" + prefix + "'"));
+    const std::string full = prefix.empty() ? key.Scalar() : prefix + "." + key.Scalar();
+    if (std::find(seen.begin(), seen.end(), full) != seen.end())
+      throw ConfigError(at(origin, key) + ": '" + full + "' is given twice");
+    seen.push_back(full);
+    return key.Scalar();
+  };
   for (const auto& entry : root) {
-    const std::string section = entry.first.as<std::string>();
+    const std::string section = key_text(entry.first, "");
     if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
       const std::string near = nearest(section, sections);
       throw ConfigError(at(origin, entry.first) + ": unknown section '" + section + "'" +
@@ -105,7 +115,7 @@ Config parse_config(const std::string& text, const std::string& origin) {
     if (!entry.second.IsMap())
       throw ConfigError(at(origin, entry.second) + ": section '" + section + "' must be a mapping of keys");
     for (const auto& item : entry.second) {
-      const std::string path = section + "." + item.first.as<std::string>();
+      const std::string path = section + "." + key_text(item.first, section);
       const ConfigKey* key = find_key(path);
       if (key == nullptr)
         throw ConfigError(at(origin, item.first) + ": unknown key '" + path + "'" + suggestion(path));
