@@ -1,6 +1,7 @@
 #include "data/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -17,6 +18,25 @@ namespace distgan::data {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The temporary file in progress, for the signal handler (which may only use async-signal-safe
+// calls: unlink, signal, raise). One at a time is all the commands that use it need.
+char g_active_temp[4096] = {0};
+volatile sig_atomic_t g_has_active_temp = 0;
+
+void set_active_temp(const std::string& path) {
+  g_has_active_temp = 0;
+  std::snprintf(g_active_temp, sizeof(g_active_temp), "%s", path.c_str());
+  g_has_active_temp = path.size() < sizeof(g_active_temp) ? 1 : 0;
+}
+
+void clear_active_temp() { g_has_active_temp = 0; }
+
+extern "C" void remove_temp_and_die(int signo) {
+  if (g_has_active_temp) ::unlink(g_active_temp);
+  ::signal(signo, SIG_DFL);
+  ::raise(signo);
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -36,6 +56,14 @@ std::string parent_dir(const std::string& path) {
 
 }  // namespace
 
+void remove_temporary_on_signal() {
+  struct sigaction action {};
+  action.sa_handler = remove_temp_and_die;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
 AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
     : final_path_(std::move(final_path)), overwrite_(overwrite) {
   const std::string dir = parent_dir(final_path_);
@@ -51,9 +79,11 @@ AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
   char suffix[32];
   std::snprintf(suffix, sizeof(suffix), "%d.%08x", static_cast<int>(::getpid()), random());
   temp_path_ = (p.parent_path() / ("." + p.filename().string() + ".tmp." + suffix)).string();
+  set_active_temp(temp_path_);
 }
 
 AtomicOutput::~AtomicOutput() {
+  clear_active_temp();
   if (!committed_) {
     std::error_code ec;
     fs::remove(temp_path_, ec);
@@ -80,6 +110,7 @@ void AtomicOutput::commit() {
     throw DataError(final_path_ + ": cannot move the finished file into place: " + reason);
   }
   committed_ = true;
+  clear_active_temp();
   fsync_path(parent_dir(final_path_), O_RDONLY | O_DIRECTORY);
 }
 

@@ -30,4 +30,9 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+// Makes SIGINT and SIGTERM remove the temporary file of the AtomicOutput in progress (if any)
+// before the process dies of the signal, so an interrupted command leaves nothing behind. For
+// short-lived commands such as `distgan prep`; training handles signals itself.
+void remove_temporary_on_signal();
+
 }  // namespace distgan::data

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "data/atomic_file.h"
 #include "data/dataset_reader.h"
 #include "data/dataset_writer.h"
 #include "data/importers.h"
@@ -87,6 +88,7 @@ Runner add_prep_command(CLI::App& app) {
 
   return [=]() -> int {
     check_output(*o);
+    data::remove_temporary_on_signal();  // Ctrl-C or a scheduler's SIGTERM leaves no partial file
     const auto idx_pair = [&](const std::string& dir, const std::string& split) {
       const std::string prefix = split == "train" ? "train" : "t10k";
       auto find = [&](const std::string& stem) {

@@ -40,6 +40,17 @@ expect_ok "prep grid" "labels: 25 classes" "$DISTGAN" inspect "$( "$DISTGAN" pre
 expect_fail 2 "prep without --out" "--out is required" "$DISTGAN" prep ring
 expect_no_file "no temporary files left" ".*.tmp.*"
 
+# --- an interrupted prep leaves either the finished file or nothing, never a temporary ---
+for delay in 0.3 0.6 0.9 1.2; do
+  "$DISTGAN" prep ring -n 3000000 --out interrupted.h5 >/dev/null 2>&1 &
+  pid=$!; sleep "$delay"; kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  expect_no_file "SIGTERM after ${delay}s leaves no temporary file" "\.interrupted\.h5\.tmp\..*"
+  if [ -f interrupted.h5 ]; then
+    expect_ok "a file left after SIGTERM at ${delay}s is complete" "\[3000000, 2\]" "$DISTGAN" inspect interrupted.h5
+  fi
+  rm -f interrupted.h5
+done
+
 # --- train --print-config and config errors ---
 cat > good.yaml <<'YAML'
 data:
