@@ -1,0 +1,60 @@
+// The Communicator: the few collectives distributed training needs, behind one small interface
+// so that the MPI backend (CPU tensors) and the NCCL backend (GPU tensors, a later issue) are
+// interchangeable. Collectives work in place on contiguous tensors. allreduce is asynchronous: it
+// returns a Work handle, so a caller can start several (one per gradient bucket) and wait for all.
+//
+// Every rank must call the same collectives in the same order (MPI's rule).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace distgan::cluster {
+
+enum class ReduceOp { kSum, kAverage, kMax };
+
+struct AllreduceOptions {
+  ReduceOp op = ReduceOp::kSum;
+};
+
+// A collective in flight.
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual bool is_completed() = 0;
+  // Blocks until the collective is done; throws ClusterError (naming the operation) on failure.
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;  // "mpi", "nccl"
+
+  // In place on a contiguous tensor; kAverage divides the sum by size().
+  virtual std::unique_ptr<Work> allreduce(torch::Tensor& tensor, const AllreduceOptions& options = {}) = 0;
+  // In place: every rank ends with root's values.
+  virtual void broadcast(torch::Tensor& tensor, int root) = 0;
+  virtual void barrier() = 0;
+  // Every rank's `values` (the same count on each), concatenated in rank order.
+  virtual std::vector<double> allgather(const std::vector<double>& values) = 0;
+};
+
+struct CommunicatorOptions {
+  std::string backend = "auto";  // auto | mpi | nccl
+  std::string device = "cpu";    // where the tensors live: cpu | cuda
+};
+
+// The backend that `options` asks for, on MPI_COMM_WORLD. `auto` is nccl for CUDA tensors when
+// compiled in, mpi otherwise. Throws ClusterError naming the backend when it cannot be had.
+std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options);
+
+// Whether this build has the NCCL backend.
+bool nccl_compiled_in();
+
+}  // namespace distgan::cluster

@@ -1,0 +1,90 @@
+#include "cluster/gradient_buckets.h"
+
+#include <chrono>
+
+#include "cluster/mpi_check.h"
+
+namespace distgan::cluster {
+
+std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& param_bytes, int64_t bucket_bytes) {
+  std::vector<std::vector<size_t>> buckets;
+  int64_t filled = 0;
+  for (size_t i = 0; i < param_bytes.size(); ++i) {
+    if (buckets.empty() || filled >= bucket_bytes) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(i);
+    filled += param_bytes[i];
+  }
+  return buckets;
+}
+
+GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, int64_t bucket_bytes)
+    : params_(std::move(params)), comm_(comm) {
+  if (bucket_bytes < 1) throw ClusterError("gradient buckets: the bucket size must be positive");
+  std::vector<int64_t> bytes;
+  for (const auto& p : params_) {
+    if (p.scalar_type() != torch::kFloat32)
+      throw ClusterError("gradient buckets: only float32 parameters are supported");
+    bytes.push_back(p.numel() * 4);
+  }
+  buckets_ = assign_buckets(bytes, bucket_bytes);
+  for (const auto& bucket : buckets_) {
+    int64_t total = 0;
+    std::vector<int64_t> offsets;
+    for (size_t i : bucket) {
+      offsets.push_back(total);
+      total += params_[i].numel();
+    }
+    offsets_.push_back(offsets);
+    buffers_.push_back(torch::zeros({total}, params_[bucket.front()].options()));
+  }
+}
+
+void GradientReducer::pack(size_t b) {
+  const auto& bucket = buckets_[b];
+  for (size_t k = 0; k < bucket.size(); ++k) {
+    auto& p = params_[bucket[k]];
+    auto slot = buffers_[b].narrow(0, offsets_[b][k], p.numel());
+    const auto& grad = p.grad();
+    if (grad.defined() && grad.data_ptr() == slot.data_ptr()) continue;  // already a view of the bucket
+    if (grad.defined()) slot.copy_(grad.reshape(-1));
+    else slot.zero_();
+  }
+}
+
+void GradientReducer::unpack(size_t b) {
+  const auto& bucket = buckets_[b];
+  for (size_t k = 0; k < bucket.size(); ++k) {
+    auto& p = params_[bucket[k]];
+    auto view = buffers_[b].narrow(0, offsets_[b][k], p.numel()).view(p.sizes());
+    if (p.grad().defined() && p.grad().data_ptr() == view.data_ptr()) continue;
+    // From now on the gradient lives in the bucket: backward accumulates into it, no packing copy.
+    p.mutable_grad() = view;
+  }
+}
+
+void GradientReducer::zero_grad() {
+  torch::NoGradGuard no_grad;
+  for (auto& buffer : buffers_) buffer.zero_();
+  for (auto& p : params_)
+    if (p.grad().defined()) p.mutable_grad().zero_();  // views of a zeroed bucket: cheap no-ops in effect
+}
+
+void GradientReducer::average_gradients() {
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::unique_ptr<Work>> work;
+  work.reserve(buffers_.size());
+  torch::NoGradGuard no_grad;
+  for (size_t b = 0; b < buffers_.size(); ++b) {
+    pack(b);
+    work.push_back(comm_.allreduce(buffers_[b], {ReduceOp::kAverage}));  // starts while the next bucket packs
+  }
+  const auto t0 = Clock::now();
+  for (auto& w : work) w->wait();
+  last_wait_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (size_t b = 0; b < buffers_.size(); ++b) unpack(b);
+}
+
+}  // namespace distgan::cluster

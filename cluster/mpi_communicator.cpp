@@ -1,0 +1,124 @@
+#include "cluster/mpi_communicator.h"
+
+#include "cluster/mpi_check.h"
+
+namespace distgan::cluster {
+
+namespace {
+
+MPI_Datatype mpi_type(const torch::Tensor& t, const char* op) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return MPI_FLOAT;
+    case torch::kFloat64: return MPI_DOUBLE;
+    case torch::kInt64: return MPI_INT64_T;
+    case torch::kInt32: return MPI_INT32_T;
+    case torch::kUInt8: return MPI_UINT8_T;
+    default:
+      throw ClusterError(std::string("mpi backend: ") + op + " of a " + std::string(c10::toString(t.scalar_type())) +
+                         " tensor is not supported");
+  }
+}
+
+void check_tensor(const torch::Tensor& t, const char* op) {
+  if (!t.is_contiguous()) throw ClusterError(std::string("mpi backend: ") + op + " needs a contiguous tensor");
+  if (!t.device().is_cpu())
+    throw ClusterError(std::string("mpi backend: ") + op + " of a tensor on " + t.device().str() +
+                       " (the MPI backend moves CPU tensors; use cluster.backend: nccl for GPU tensors)");
+}
+
+class MpiWork : public Work {
+ public:
+  MpiWork(MPI_Request request, torch::Tensor tensor, bool average, int size)
+      : request_(request), tensor_(std::move(tensor)), average_(average), size_(size) {}
+  ~MpiWork() override {
+    if (!done_) {
+      MPI_Status status;
+      MPI_Wait(&request_, &status);  // a request must never be abandoned while MPI writes the tensor
+    }
+  }
+  bool is_completed() override {
+    if (done_) return true;
+    int flag = 0;
+    MPI_CHECK(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
+    if (flag) finish();
+    return done_;
+  }
+  void wait() override {
+    if (done_) return;
+    MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    finish();
+  }
+
+ private:
+  void finish() {
+    done_ = true;
+    if (average_) tensor_.div_(size_);
+  }
+  MPI_Request request_;
+  torch::Tensor tensor_;
+  bool average_;
+  int size_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm base) {
+  MPI_CHECK(MPI_Comm_dup(base, &comm_));
+  MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const AllreduceOptions& options) {
+  check_tensor(tensor, "allreduce");
+  const MPI_Datatype type = mpi_type(tensor, "allreduce");
+  const MPI_Op op = options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
+  MPI_Request request;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()), type, op, comm_,
+                           &request));
+  return std::make_unique<MpiWork>(request, tensor, options.op == ReduceOp::kAverage, size_);
+}
+
+void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
+  check_tensor(tensor, "broadcast");
+  MPI_CHECK(MPI_Bcast(tensor.data_ptr(), static_cast<int>(tensor.numel()), mpi_type(tensor, "broadcast"), root, comm_));
+}
+
+void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+
+std::vector<double> MpiCommunicator::allgather(const std::vector<double>& values) {
+  std::vector<double> all(values.size() * static_cast<size_t>(size_));
+  MPI_CHECK(MPI_Allgather(values.data(), static_cast<int>(values.size()), MPI_DOUBLE, all.data(),
+                          static_cast<int>(values.size()), MPI_DOUBLE, comm_));
+  return all;
+}
+
+bool nccl_compiled_in() {
+#ifdef DISTGAN_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
+  const bool cuda = options.device == "cuda";
+  if (options.backend == "nccl" || (options.backend == "auto" && cuda && nccl_compiled_in())) {
+    if (!nccl_compiled_in())
+      throw ClusterError("cluster.backend: nccl was asked for, but this build has no NCCL backend "
+                         "(rebuild with the CUDA toolkit and -DDISTGAN_WITH_NCCL=ON)");
+    throw ClusterError("cluster.backend: the nccl backend is not implemented yet; use cluster.backend: mpi");
+  }
+  if (options.backend != "mpi" && options.backend != "auto")
+    throw ClusterError("cluster.backend: unknown backend '" + options.backend + "' (expected auto, mpi or nccl)");
+  return std::make_unique<MpiCommunicator>();
+}
+
+}  // namespace distgan::cluster

@@ -1,0 +1,32 @@
+// The MPI backend of Communicator: non-blocking MPI collectives on CPU tensors (float32, float64,
+// int64) of MPI_COMM_WORLD (duplicated, so our traffic never mixes with anyone else's).
+#pragma once
+
+#include <mpi.h>
+
+#include "cluster/communicator.h"
+
+namespace distgan::cluster {
+
+class MpiCommunicator : public Communicator {
+ public:
+  // Works on a duplicate of `base` (MPI_COMM_SELF gives a one-rank communicator, for references).
+  explicit MpiCommunicator(MPI_Comm base = MPI_COMM_WORLD);
+  ~MpiCommunicator() override;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override { return "mpi"; }
+
+  std::unique_ptr<Work> allreduce(torch::Tensor& tensor, const AllreduceOptions& options) override;
+  void broadcast(torch::Tensor& tensor, int root) override;
+  void barrier() override;
+  std::vector<double> allgather(const std::vector<double>& values) override;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+}  // namespace distgan::cluster

@@ -1,0 +1,106 @@
+#include "trainer/adversarial_step.h"
+
+namespace distgan {
+
+namespace {
+
+std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
+  std::vector<torch::Tensor> stats;
+  for (auto& b : module.named_buffers()) {
+    const std::string& name = b.key();
+    if (name.size() >= 12 && (name.compare(name.size() - 12, 12, "running_mean") == 0)) stats.push_back(b.value());
+    if (name.size() >= 11 && (name.compare(name.size() - 11, 11, "running_var") == 0)) stats.push_back(b.value());
+  }
+  return stats;
+}
+
+}  // namespace
+
+AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, const StepOptions& options)
+    : models_(std::move(models)), comm_(comm), options_(options) {
+  opt_g_ = std::make_unique<torch::optim::Adam>(
+      models_.generator->parameters(),
+      torch::optim::AdamOptions(options.lr_g).betas({options.betas_g[0], options.betas_g[1]}));
+  opt_d_ = std::make_unique<torch::optim::Adam>(
+      models_.discriminator->parameters(),
+      torch::optim::AdamOptions(options.lr_d).betas({options.betas_d[0], options.betas_d[1]}));
+  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, options.bucket_bytes);
+  reduce_d_ =
+      std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, options.bucket_bytes);
+}
+
+void AdversarialStep::broadcast_from_root() {
+  torch::NoGradGuard no_grad;
+  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()}) {
+    for (auto& p : m->parameters()) comm_.broadcast(p, 0);
+    for (auto& b : m->buffers()) comm_.broadcast(b, 0);
+  }
+}
+
+torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, bool for_g_step) {
+  models_.generator->train();
+  if (for_g_step) return models_.generator->forward(z);
+  torch::NoGradGuard no_grad;
+  return models_.generator->forward(z);
+}
+
+DStepStats AdversarialStep::d_step(const torch::Tensor& real, const torch::Tensor& fake) {
+  auto& d = models_.discriminator;
+  d->train();
+  reduce_d_->zero_grad();
+  const torch::Tensor real_logits = d->forward(real);
+  const torch::Tensor fake_logits = d->forward(fake.detach());
+  const torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
+  loss.backward();
+  reduce_d_->average_gradients();
+  comm_seconds_ += reduce_d_->last_wait_seconds();
+  opt_d_->step();
+  DStepStats stats;
+  stats.loss_d = loss.item<double>();
+  stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
+  stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
+  return stats;
+}
+
+double AdversarialStep::g_step(const torch::Tensor& fake) {
+  reduce_g_->zero_grad();
+  // D's weights need no gradient here (only its input does): skipping them saves a third of D's
+  // backward work, and D's gradients are not left holding the G step's values.
+  auto d_params = models_.discriminator->parameters();
+  for (auto& p : d_params) p.requires_grad_(false);
+  torch::Tensor loss;
+  try {
+    loss = generator_loss(options_.loss, models_.discriminator->forward(fake));
+    loss.backward();
+  } catch (...) {
+    for (auto& p : d_params) p.requires_grad_(true);
+    throw;
+  }
+  for (auto& p : d_params) p.requires_grad_(true);
+  reduce_g_->average_gradients();
+  comm_seconds_ += reduce_g_->last_wait_seconds();
+  opt_g_->step();
+  return loss.item<double>();
+}
+
+void AdversarialStep::average_batchnorm_statistics() {
+  torch::NoGradGuard no_grad;
+  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()})
+    for (auto& t : batchnorm_running_stats(*m)) comm_.allreduce(t, {cluster::ReduceOp::kAverage})->wait();
+}
+
+torch::Tensor AdversarialStep::sample(const torch::Tensor& z) {
+  torch::NoGradGuard no_grad;
+  models_.generator->eval();
+  torch::Tensor out = models_.generator->forward(z);
+  models_.generator->train();
+  return out;
+}
+
+double AdversarialStep::take_communication_seconds() {
+  const double s = comm_seconds_;
+  comm_seconds_ = 0;
+  return s;
+}
+
+}  // namespace distgan
