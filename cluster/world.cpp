@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <torch/torch.h>
+
 #include "cluster/mpi_check.h"
 
 namespace distgan::cluster {
@@ -29,6 +31,30 @@ int affinity_core_count() {
   if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
   const int n = CPU_COUNT(&set);
   return n > 0 ? n : 1;
+}
+
+int configure_compute_threads(int requested) {
+  const int threads = requested > 0 ? requested : affinity_core_count();
+  torch::set_num_threads(threads);
+  try {
+    torch::set_num_interop_threads(1);  // the step runs one op at a time; extra pools only compete
+  } catch (const std::exception&) {
+    // Already set (it may be set only once per process): keep the first setting.
+  }
+  return threads;
+}
+
+std::string select_device(const std::string& kind, int local_rank) {
+  if (kind == "cpu") return "cpu";
+  if (kind != "cuda") throw ClusterError("cluster.device: unknown device '" + kind + "' (expected cpu or cuda)");
+  if (!torch::cuda::is_available())
+    throw ClusterError("cluster.device: cuda was asked for, but this LibTorch build has no CUDA (or no GPU is "
+                       "visible); use cluster.device: cpu");
+  const auto gpus = static_cast<int>(torch::cuda::device_count());
+  if (local_rank >= gpus)
+    throw ClusterError("cluster.device: local rank " + std::to_string(local_rank) + " needs cuda:" +
+                       std::to_string(local_rank) + " but this node has " + std::to_string(gpus) + " GPU(s)");
+  return "cuda:" + std::to_string(local_rank);
 }
 
 World::World(int* argc, char*** argv) {

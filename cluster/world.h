@@ -45,4 +45,13 @@ class World {
 // Cores in this process's affinity mask (sched_getaffinity); at least 1.
 int affinity_core_count();
 
+// Sets LibTorch's compute threads: `requested` if > 0, else the cores in the affinity mask (so
+// `mpirun --bind-to core` gives one thread per rank, and ranks do not fight over cores).
+// Returns the number set.
+int configure_compute_threads(int requested);
+
+// The device for this rank: "cpu", or "cuda:<local rank>" for "cuda". Throws ClusterError when
+// CUDA is asked for and this LibTorch has none, or the node has fewer GPUs than local ranks.
+std::string select_device(const std::string& kind, int local_rank);
+
 }  // namespace distgan::cluster

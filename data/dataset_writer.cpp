@@ -26,18 +26,6 @@ void check_contents(const std::string& path, const DatasetContents& c) {
                     std::to_string(c.shape[0]) + " samples");
 }
 
-void write_string_attribute(hid_t loc, const std::string& key, const std::string& value,
-                            const std::string& path) {
-  H5Handle type(h5_check(H5Tcopy(H5T_C_S1), path), H5Tclose);
-  h5_check(H5Tset_size(type.get(), std::max<size_t>(1, value.size())), path);
-  h5_check(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), path);
-  H5Handle space(h5_check(H5Screate(H5S_SCALAR), path), H5Sclose);
-  H5Handle attr(h5_check(H5Acreate2(loc, key.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                         path + ": attribute " + key),
-                H5Aclose);
-  h5_check(H5Awrite(attr.get(), type.get(), value.c_str()), path + ": attribute " + key);
-}
-
 void write_array(hid_t file, const std::string& name, const std::vector<int64_t>& shape,
                  hid_t file_type, hid_t mem_type, const void* data, size_t element_bytes,
                  const WriteOptions& opt, const std::string& path) {
@@ -84,7 +72,7 @@ void write_dataset_file(const std::string& path, const DatasetContents& c, const
       write_array(file.get(), "/labels", {static_cast<int64_t>(c.labels.size())}, H5T_STD_I64LE,
                   H5T_NATIVE_INT64, c.labels.data(), 8, opt, path);
     }
-    for (const auto& [key, value] : c.attributes) write_string_attribute(file.get(), key, value, path);
+    for (const auto& [key, value] : c.attributes) h5_write_string_attribute(file.get(), key, value, path);
     h5_check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), path + ": flush");
     const hid_t id = file.get();
     file.release();

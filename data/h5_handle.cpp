@@ -1,5 +1,7 @@
 #include "data/h5_handle.h"
 
+#include <cstring>
+
 namespace distgan::data {
 
 // HDF5's thread-safe build keeps this setting per thread: every thread that calls HDF5 silences it.
@@ -25,6 +27,33 @@ std::string h5_last_error() {
   H5Eclear2(H5E_DEFAULT);
   if (chain.api == chain.specific) return chain.api;
   return chain.api + " (" + chain.specific + ")";
+}
+
+void h5_write_string_attribute(hid_t loc, const std::string& key, const std::string& value,
+                               const std::string& context) {
+  H5Handle type(h5_check(H5Tcopy(H5T_C_S1), context), H5Tclose);
+  h5_check(H5Tset_size(type.get(), value.empty() ? 1 : value.size()), context);
+  h5_check(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), context);
+  H5Handle space(h5_check(H5Screate(H5S_SCALAR), context), H5Sclose);
+  H5Handle attr(h5_check(H5Acreate2(loc, key.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                         context + ": attribute " + key),
+                H5Aclose);
+  h5_check(H5Awrite(attr.get(), type.get(), value.c_str()), context + ": attribute " + key);
+}
+
+std::string h5_read_string_attribute(hid_t loc, const std::string& key, const std::string& context) {
+  if (H5Aexists(loc, key.c_str()) <= 0) {
+    h5_last_error();
+    throw DataError(context + ": attribute '" + key + "' is missing");
+  }
+  H5Handle attr(h5_check(H5Aopen(loc, key.c_str(), H5P_DEFAULT), context + ": attribute " + key), H5Aclose);
+  H5Handle type(h5_check(H5Aget_type(attr.get()), context), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0)
+    throw DataError(context + ": attribute '" + key + "' is not a fixed-length string");
+  std::string value(H5Tget_size(type.get()), '\0');
+  h5_check(H5Aread(attr.get(), type.get(), value.data()), context + ": attribute " + key);
+  value.resize(std::strlen(value.c_str()));
+  return value;
 }
 
 }  // namespace distgan::data

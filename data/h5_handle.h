@@ -60,4 +60,10 @@ T h5_check(T status, const std::string& context) {
   return status;
 }
 
+// A fixed-length string attribute `key` on the object `loc`. Throws DataError naming `context`.
+void h5_write_string_attribute(hid_t loc, const std::string& key, const std::string& value,
+                               const std::string& context);
+// Its value, or throws DataError when it is missing or not a string.
+std::string h5_read_string_attribute(hid_t loc, const std::string& key, const std::string& context);
+
 }  // namespace distgan::data

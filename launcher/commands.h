@@ -18,5 +18,6 @@ constexpr int kExitUsage = 2;       // bad command line or configuration
 Runner add_prep_command(CLI::App& app);
 Runner add_inspect_command(CLI::App& app);
 Runner add_train_command(CLI::App& app, int* argc, char*** argv);
+Runner add_sample_command(CLI::App& app);
 
 }  // namespace distgan::launcher

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   app.footer("Run `distgan <command> --help` for the options of a command.");
   // Registered in this order, so the i-th subcommand of `app` runs with runners[i].
   const std::vector<Runner> runners{add_prep_command(app), add_inspect_command(app),
-                                    add_train_command(app, &argc, &argv)};
+                                    add_train_command(app, &argc, &argv), add_sample_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
     const auto subcommands = app.get_subcommands({});
     for (size_t i = 0; i < subcommands.size(); ++i)
       if (subcommands[i]->parsed()) return runners[i]();
+    return kExitUsage;
+  } catch (const CLI::ValidationError& e) {
+    std::fprintf(stderr, "distgan: %s\n", e.what());
     return kExitUsage;
   } catch (const distgan::ConfigError& e) {
     std::fprintf(stderr, "distgan: %sconfig error: %s\n", rank_prefix().c_str(), e.what());

@@ -1,13 +1,14 @@
-// `distgan train`: loads the configuration (YAML file plus --set overrides) and, on every rank,
-// validates it against the world size and the dataset. The training loop itself arrives with the
-// distributed-training issue; until then `train` without --check or --print-config says so.
+// `distgan train`: loads the configuration (YAML file plus --set overrides), validates it on every
+// rank against the world size and the dataset, and trains (trainer/training_loop.h).
 #include <mpi.h>
 
 #include <cstdio>
 
 #include "cluster/world.h"
 #include "launcher/commands.h"
-#include "launcher/run_options.h"
+#include "trainer/model_file.h"
+#include "trainer/run_options.h"
+#include "trainer/training_loop.h"
 
 namespace distgan::launcher {
 
@@ -27,7 +28,7 @@ Config load(const TrainOptions& o) {
 }
 
 // Every rank validates; all ranks learn whether any failed, so none exits 0 while another fails.
-int check_on_all_ranks(const Config& config, const cluster::World& world) {
+int check_on_all_ranks(const Config& config, const cluster::World& world, bool quiet = false) {
   int failed = 0;
   std::string message;
   int exit_code = kExitError;
@@ -35,10 +36,16 @@ int check_on_all_ranks(const Config& config, const cluster::World& world) {
   try {
     data::PrefetchLoader loader(loader_options(config, world.rank(), world.size()));
     const data::Batch first = loader.next();
+    cluster::select_device(config.cluster.device, world.info().local_rank);
+    build_models(model_spec(config, loader.sample_shape()));  // the model fits the data
     summary = "dataset " + config.data.path + config.data.dataset + ": " + std::to_string(loader.dataset_size()) +
               " samples, " + std::to_string(loader.batches_per_epoch()) + " batches of " +
               std::to_string(first.data.size(0)) + " per rank per epoch";
   } catch (const ConfigError& e) {
+    failed = 1;
+    message = std::string("config error: ") + e.what();
+    exit_code = kExitUsage;
+  } catch (const std::invalid_argument& e) {  // a model that does not fit the data
     failed = 1;
     message = std::string("config error: ") + e.what();
     exit_code = kExitUsage;
@@ -52,8 +59,7 @@ int check_on_all_ranks(const Config& config, const cluster::World& world) {
   int worst_code = failed ? exit_code : 0;
   MPI_Allreduce(MPI_IN_PLACE, &worst_code, 1, MPI_INT, MPI_MAX, world.comm());
   if (any_failed) return worst_code == 0 ? kExitError : worst_code;
-  if (world.rank() == 0)
-    std::printf("config OK on %d rank(s): %s\n", world.size(), summary.c_str());
+  if (world.rank() == 0 && !quiet) std::printf("config OK on %d rank(s): %s\n", world.size(), summary.c_str());
   return kExitOk;
 }
 
@@ -77,11 +83,16 @@ Runner add_train_command(CLI::App& app, int* argc, char*** argv) {
     }
     cluster::World world(argc, argv);
     if (o->check) return check_on_all_ranks(config, world);
-    if (world.rank() == 0)
-      std::fprintf(stderr,
-                   "distgan: the training loop is not part of this build yet; `distgan train --check` validates "
-                   "a configuration and its dataset on every rank\n");
-    return kExitUsage;
+    // Validate on every rank first: a bad config or dataset ends every rank cleanly, without MPI_Abort.
+    if (const int rc = check_on_all_ranks(config, world, /*quiet=*/true); rc != kExitOk) return rc;
+    try {
+      run_training(config, world);
+    } catch (const std::exception& e) {
+      // One rank failing alone would leave the others waiting in a collective forever: abort them all.
+      if (world.size() > 1) world.abort(kExitError, e.what());
+      throw;
+    }
+    return kExitOk;
   };
 }
 

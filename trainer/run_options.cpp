@@ -1,6 +1,6 @@
-#include "launcher/run_options.h"
+#include "trainer/run_options.h"
 
-namespace distgan::launcher {
+namespace distgan {
 
 int64_t per_rank_batch(const Config& config, int world_size) {
   const int64_t global = config.training.batch_size;
@@ -29,4 +29,4 @@ data::LoaderOptions loader_options(const Config& config, int rank, int world_siz
   return o;
 }
 
-}  // namespace distgan::launcher
+}  // namespace distgan

@@ -1,0 +1,33 @@
+// What rank 0 reports every `logging.every` steps: one console line and one JSON object appended
+// to metrics.jsonl in the run directory (flushed each time, so a killed run keeps its metrics).
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+namespace distgan {
+
+struct StepMetrics {
+  int64_t step = 0, epoch = 0, total_steps = 0;
+  double loss_d = 0, loss_g = 0;
+  double d_real = 0, d_fake = 0;   // mean D output on real and generated samples, as probabilities
+  double images_per_s = 0;         // global: all ranks' real images per second
+  double share_data = 0, share_compute = 0, share_comm = 0;  // of the interval's wall time
+  double elapsed_s = 0, eta_s = 0;
+};
+
+class MetricsLog {
+ public:
+  // Appends to `path` (metrics.jsonl); creates it if needed.
+  explicit MetricsLog(const std::string& path);
+  void write(const StepMetrics& m);  // console line and JSON line
+  static std::string console_line(const StepMetrics& m);
+  static std::string json_line(const StepMetrics& m);
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace distgan

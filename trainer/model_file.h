@@ -1,0 +1,35 @@
+// The model file rank 0 writes at the end of a run (`final.h5` in the run directory) and that
+// `distgan sample` reads: an HDF5 file, readable with h5py, holding
+//   /generator/<parameter or buffer name>      float32 (int64 for BatchNorm counters)
+//   /discriminator/<name>
+// and root attributes: config (the run's YAML), sample_shape ("1,28,28"), step, format.
+// Written atomically. The checkpoint issue extends this file with optimizer state and RNG state.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "trainer/config.h"
+#include "trainer/models.h"
+
+namespace distgan {
+
+void save_model_file(const std::string& path, const Config& config, const ModelSpec& spec, GanModels& models,
+                     int64_t step);
+
+struct LoadedModels {
+  Config config;
+  ModelSpec spec;
+  GanModels models;
+  int64_t step = 0;
+};
+
+// Rebuilds the models from the file's config and loads every tensor, checking names and shapes.
+// Throws data::DataError (file problems) or std::invalid_argument (a model that does not fit).
+LoadedModels load_model_file(const std::string& path);
+
+// The ModelSpec of `config` for samples of `sample_shape`.
+ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_shape);
+
+}  // namespace distgan
