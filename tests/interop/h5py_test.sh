@@ -19,12 +19,12 @@ fi
 $py - <<'PY'
 import h5py, numpy as np
 with h5py.File("from_h5py.h5", "w") as f:
-    imgs = (np.arange(5 * 6 * 7 * 3) % 251).astype(np.uint8).reshape(5, 6, 7, 3)  # NHWC
-    f.create_dataset("data/imgs", data=imgs, chunks=(2, 6, 7, 3), compression="gzip")
+    imgs = (np.arange(5 * 28 * 28 * 3) % 251).astype(np.uint8).reshape(5, 28, 28, 3)  # NHWC
+    f.create_dataset("data/imgs", data=imgs, chunks=(2, 28, 28, 3), compression="gzip")
     f.create_dataset("data/y", data=np.array([4, 3, 2, 1, 0], dtype=np.int32))
     f.create_dataset("vec", data=np.linspace(-1, 1, 40, dtype=np.float32).reshape(10, 4))
 PY
-expect_ok "distgan reads h5py NHWC images" "/data/imgs uint8 \[5, 6, 7, 3\] \(NHWC images\), labels /data/y" \
+expect_ok "distgan reads h5py NHWC images" "/data/imgs uint8 \[5, 28, 28, 3\] \(NHWC images\), labels /data/y" \
   "$DISTGAN" inspect from_h5py.h5 --dataset /data/imgs --labels /data/y --layout NHWC
 expect_ok "h5py labels histogram" "labels: 5 classes: 0:1 1:1 2:1 3:1 4:1" \
   "$DISTGAN" inspect from_h5py.h5 --dataset /data/imgs --labels /data/y --layout NHWC
