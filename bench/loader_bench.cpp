@@ -13,7 +13,10 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cluster/world.h"
 #include "data/prefetch_loader.h"
+#include "trainer/losses.h"
+#include "trainer/models.h"
 
 namespace {
 
@@ -35,29 +38,27 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-// Images per second of a DCGAN-28 D+G step at batch `b` (z 100, ch 64), after one warm-up step.
+// Images per second of a DCGAN-28 D+G step at batch `b` (trainer's models and losses, z 100,
+// ch 64, D frozen during the G step as in the trainer), after one warm-up step.
 double dcgan_step_rate(int64_t b, int steps) {
-  namespace nn = torch::nn;
-  const int64_t ch = 64, z = 100;
-  nn::Sequential g(nn::ConvTranspose2d(nn::ConvTranspose2dOptions(z, 4 * ch, 7).bias(false)), nn::BatchNorm2d(4 * ch),
-                   nn::ReLU(), nn::ConvTranspose2d(nn::ConvTranspose2dOptions(4 * ch, 2 * ch, 4).stride(2).padding(1).bias(false)),
-                   nn::BatchNorm2d(2 * ch), nn::ReLU(),
-                   nn::ConvTranspose2d(nn::ConvTranspose2dOptions(2 * ch, 1, 4).stride(2).padding(1)), nn::Tanh());
-  nn::Sequential d(nn::Conv2d(nn::Conv2dOptions(1, ch, 4).stride(2).padding(1)), nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)),
-                   nn::Conv2d(nn::Conv2dOptions(ch, 2 * ch, 4).stride(2).padding(1).bias(false)), nn::BatchNorm2d(2 * ch),
-                   nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)), nn::Conv2d(nn::Conv2dOptions(2 * ch, 1, 7)));
+  distgan::ModelSpec spec;
+  spec.sample_shape = {1, 28, 28};
+  distgan::GanModels m = distgan::build_models(spec);
+  auto& g = m.generator;
+  auto& d = m.discriminator;
   torch::optim::Adam opt_g(g->parameters(), torch::optim::AdamOptions(2e-4).betas({0.5, 0.999}));
   torch::optim::Adam opt_d(d->parameters(), torch::optim::AdamOptions(2e-4).betas({0.5, 0.999}));
   const auto real = torch::rand({b, 1, 28, 28}) * 2 - 1;
+  const auto loss = distgan::LossKind::kNonSaturating;
   auto step = [&] {
-    auto fake = g->forward(torch::randn({b, z, 1, 1}));
+    auto fake = g->forward(torch::randn({b, spec.z_dim}));
     opt_d.zero_grad();
-    auto loss_d = torch::softplus(-d->forward(real)).mean() + torch::softplus(d->forward(fake.detach())).mean();
-    loss_d.backward();
+    distgan::discriminator_loss(loss, d->forward(real), d->forward(fake.detach())).backward();
     opt_d.step();
     opt_g.zero_grad();
-    auto loss_g = torch::softplus(-d->forward(fake)).mean();
-    loss_g.backward();
+    for (auto& p : d->parameters()) p.requires_grad_(false);
+    distgan::generator_loss(loss, d->forward(fake)).backward();
+    for (auto& p : d->parameters()) p.requires_grad_(true);
     opt_g.step();
   };
   step();
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     return code;
   }
   torch::set_num_threads(threads);
+  distgan::cluster::keep_freed_host_memory();  // as the trainer does
 
   distgan::data::LoaderOptions o;
   o.reader.path = path;

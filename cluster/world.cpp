@@ -1,5 +1,6 @@
 #include "cluster/world.h"
 
+#include <malloc.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -42,6 +43,12 @@ int configure_compute_threads(int requested) {
     // Already set (it may be set only once per process): keep the first setting.
   }
   return threads;
+}
+
+void keep_freed_host_memory() {
+  constexpr int kMaxMmapThreshold = 32 << 20;  // glibc's upper limit on 64-bit
+  mallopt(M_MMAP_THRESHOLD, kMaxMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 std::string select_device(const std::string& kind, int local_rank) {

@@ -95,6 +95,25 @@ TEST(Models, MismatchedDataIsAClearError) {
   }
 }
 
+TEST(Models, LatentProjectionEqualsTheTransposedConvolution) {
+  torch::manual_seed(3);
+  LatentProjection projection(10, 6, 7);
+  auto conv = torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(10, 6, 7).bias(false));
+  {
+    torch::NoGradGuard no_grad;
+    projection->weight.normal_();
+    conv->weight.copy_(projection->weight);
+  }
+  const auto z = torch::randn({4, 10});
+  const auto a = projection->forward(z), b = conv->forward(z.view({4, 10, 1, 1}));
+  EXPECT_EQ(a.sizes(), b.sizes());
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5));
+  // The gradients with respect to the weight agree too.
+  a.pow(2).sum().backward();
+  b.pow(2).sum().backward();
+  EXPECT_TRUE(torch::allclose(projection->weight.grad(), conv->weight.grad(), 1e-4, 1e-4));
+}
+
 TEST(Models, InitialisationFollowsDcgan) {
   ModelSpec s;
   s.sample_shape = {1, 28, 28};

@@ -17,10 +17,13 @@ nn::ConvTranspose2d up(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p,
 nn::Conv2d down(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(s).padding(p).bias(bias));
 }
-nn::LeakyReLU leaky() { return nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(kLeakySlope)); }
+// In place: saves an allocation and a pass over memory per activation (the layers before them do
+// not need their outputs for backward).
+nn::LeakyReLU leaky() { return nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(kLeakySlope).inplace(true)); }
+nn::ReLU relu() { return nn::ReLU(nn::ReLUOptions().inplace(true)); }
 
 // DCGAN for 28x28 (base 7) and 32x32 (base 4 + one more upsampling) images with C channels:
-//   G: ConvT(z, 4ch, base) BN ReLU, ConvT(4ch, 2ch, 4, 2, 1) BN ReLU, [ConvT(2ch, 2ch, 4, 2, 1) BN ReLU,]
+//   G: ConvT(z, 4ch, base) [as LatentProjection] BN ReLU, ConvT(4ch, 2ch, 4, 2, 1) BN ReLU, [ConvT(2ch, 2ch, 4, 2, 1) BN ReLU,]
 //      ConvT(2ch, C, 4, 2, 1) Tanh
 //   D: Conv(C, ch, 4, 2, 1) LReLU, Conv(ch, 2ch, 4, 2, 1) BN LReLU, [Conv(2ch, 2ch, 4, 2, 1) BN LReLU,]
 //      Conv(2ch, 1, base) -> logit
@@ -35,13 +38,12 @@ GanModels dcgan(const ModelSpec& s) {
                                 std::to_string(h) + "x" + std::to_string(w));
   const int64_t ch = s.ch, base = h == 28 ? 7 : 4;
   GanModels m;
-  m.generator = nn::Sequential(nn::Unflatten(nn::UnflattenOptions(1, {s.z_dim, 1, 1})),
-                               up(s.z_dim, 4 * ch, base, 1, 0, false), nn::BatchNorm2d(4 * ch), nn::ReLU(),
-                               up(4 * ch, 2 * ch, 4, 2, 1, false), nn::BatchNorm2d(2 * ch), nn::ReLU());
+  m.generator = nn::Sequential(LatentProjection(s.z_dim, 4 * ch, base), nn::BatchNorm2d(4 * ch), relu(),
+                               up(4 * ch, 2 * ch, 4, 2, 1, false), nn::BatchNorm2d(2 * ch), relu());
   if (h == 32) {
     m.generator->push_back(up(2 * ch, 2 * ch, 4, 2, 1, false));
     m.generator->push_back(nn::BatchNorm2d(2 * ch));
-    m.generator->push_back(nn::ReLU());
+    m.generator->push_back(relu());
   }
   m.generator->push_back(up(2 * ch, c, 4, 2, 1, true));
   m.generator->push_back(nn::Tanh());
@@ -72,7 +74,7 @@ GanModels mlp(const ModelSpec& s) {
   for (int64_t layer = 0; layer < s.mlp_depth; ++layer) {
     m.generator->push_back(nn::Linear(nn::LinearOptions(g_in, width).bias(!s.mlp_batchnorm)));
     if (s.mlp_batchnorm) m.generator->push_back(nn::BatchNorm1d(width));
-    m.generator->push_back(nn::ReLU());
+    m.generator->push_back(relu());
     m.discriminator->push_back(nn::Linear(d_in, width));
     m.discriminator->push_back(leaky());
     g_in = d_in = width;
@@ -97,6 +99,16 @@ void dcgan_init(nn::Module& module) {
 }
 
 }  // namespace
+
+LatentProjectionImpl::LatentProjectionImpl(int64_t z_dim, int64_t channels, int64_t kernel) {
+  weight = register_parameter("weight", torch::empty({z_dim, channels, kernel, kernel}));
+}
+
+torch::Tensor LatentProjectionImpl::forward(const torch::Tensor& z) {
+  const int64_t z_dim = weight.size(0);
+  return torch::mm(z.reshape({-1, z_dim}), weight.view({z_dim, -1}))
+      .view({z.size(0), weight.size(1), weight.size(2), weight.size(3)});
+}
 
 GanModels build_models(const ModelSpec& spec) {
   GanModels m;

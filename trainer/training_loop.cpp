@@ -120,6 +120,7 @@ void Run::write_samples(const std::string& name) {
 
 void Run::execute() {
   const int threads = cluster::configure_compute_threads(static_cast<int>(config_.cluster.threads));
+  cluster::keep_freed_host_memory();
   const std::string device = cluster::select_device(config_.cluster.device, world_.info().local_rank);
   if (device != "cpu")
     throw std::runtime_error("cluster.device: training on " + device + " arrives with the NCCL/GPU issue");

@@ -43,7 +43,7 @@ import h5py
 with h5py.File("run/final.h5", "r") as f:
     assert f.attrs["format"].decode() == "distgan-model-1"
     assert f.attrs["step"].decode() == "20"
-    assert f["generator/1.weight"].shape == (16, 32, 7, 7), f["generator/1.weight"].shape
+    assert f["generator/0.weight"].shape == (16, 32, 7, 7), f["generator/0.weight"].shape
     assert "discriminator/0.weight" in f
 print("model ok")
 PY
