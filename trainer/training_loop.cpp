@@ -71,7 +71,11 @@ class Run {
 
 void Run::prepare_run_directory() {
   if (world_.rank() != 0) return;
-  fs::create_directories(run_dir_ / "samples");
+  std::error_code ec;
+  fs::create_directories(run_dir_ / "samples", ec);
+  if (ec)
+    throw std::runtime_error("logging.run_dir: cannot create '" + (run_dir_ / "samples").string() +
+                             "': " + ec.message());
   std::FILE* f = std::fopen((run_dir_ / "config.yaml").c_str(), "w");
   if (f == nullptr) throw std::runtime_error((run_dir_ / "config.yaml").string() + ": cannot write");
   const std::string text = print_config(config_);

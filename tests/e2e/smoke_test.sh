@@ -55,4 +55,13 @@ expect_fail 1 "sample of a dataset file is refused" "attribute 'format' is missi
   "$DISTGAN" sample -k fm.h5 --out x.h5
 expect_fail_any "dcgan on vector data is refused on every rank" "dcgan needs image data" \
   bash -c "'$DISTGAN' prep ring -n 1000 --out ring.h5 >/dev/null && mpiexec -n 2 --oversubscribe '$DISTGAN' train -c '$config' --set data.path=ring.h5 --set data.dataset=/samples"
+# Rank 0 alone fails (it alone writes the run directory) while rank 1 enters the first collective:
+# the job must end, non-zero, with rank 0's message, not hang.
+start=$(date +%s)
+expect_fail_any "one rank failing brings the whole job down" "logging.run_dir: cannot create '/proc/distgan-unwritable/samples'" \
+  timeout 120 mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=fm.h5 \
+  --set logging.run_dir=/proc/distgan-unwritable
+elapsed=$(( $(date +%s) - start ))
+if [ "$elapsed" -lt 100 ]; then echo "PASS ended after ${elapsed}s"; passed=$((passed + 1));
+else echo "FAIL took ${elapsed}s (hang?)"; failed=$((failed + 1)); fi
 finish
