@@ -25,7 +25,9 @@ class Work {
  public:
   virtual ~Work() = default;
   virtual bool is_completed() = 0;
-  // Blocks until the collective is done; throws ClusterError (naming the operation) on failure.
+  // Blocks until the collective is done; throws ClusterError (naming the operation) on failure or
+  // when it takes longer than the communicator's timeout. A handle destroyed unwaited completes the
+  // collective first (except while an exception unwinds: the job is being aborted then).
   virtual void wait() = 0;
 };
 
@@ -37,7 +39,7 @@ class Communicator {
   virtual std::string name() const = 0;  // "mpi", "nccl"
 
   // In place on a contiguous tensor; kAverage divides the sum by size().
-  virtual std::unique_ptr<Work> allreduce(torch::Tensor& tensor, const AllreduceOptions& options = {}) = 0;
+  [[nodiscard]] virtual std::unique_ptr<Work> allreduce(torch::Tensor& tensor, const AllreduceOptions& options = {}) = 0;
   // In place: every rank ends with root's values.
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
@@ -48,6 +50,7 @@ class Communicator {
 struct CommunicatorOptions {
   std::string backend = "auto";  // auto | mpi | nccl
   std::string device = "cpu";    // where the tensors live: cpu | cuda
+  double timeout_s = 600;        // a collective taking longer is an error (cluster.collective_timeout_s)
 };
 
 // The backend that `options` asks for, on MPI_COMM_WORLD. `auto` is nccl for CUDA tensors when

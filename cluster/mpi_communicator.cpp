@@ -1,5 +1,9 @@
 #include "cluster/mpi_communicator.h"
 
+#include <chrono>
+#include <exception>
+#include <thread>
+
 #include "cluster/mpi_check.h"
 
 namespace distgan::cluster {
@@ -28,28 +32,51 @@ void check_tensor(const torch::Tensor& t, const char* op) {
 
 class MpiWork : public Work {
  public:
-  MpiWork(MPI_Request request, torch::Tensor tensor, bool average, int size)
-      : request_(request), tensor_(std::move(tensor)), average_(average), size_(size) {}
+  MpiWork(MPI_Request request, torch::Tensor tensor, bool average, int size, double timeout_s)
+      : request_(request), tensor_(std::move(tensor)), average_(average), size_(size), timeout_s_(timeout_s) {}
   ~MpiWork() override {
-    if (!done_) {
-      MPI_Status status;
-      MPI_Wait(&request_, &status);  // a request must never be abandoned while MPI writes the tensor
+    if (done_) return;
+    // While an exception unwinds (the job is about to be aborted) or after MPI is gone, waiting could
+    // block forever on a broken job: leave the request. Otherwise finish it, so that a dropped handle
+    // still leaves the tensor complete (and averaged).
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized || std::uncaught_exceptions() > 0) return;
+    try {
+      wait();
+    } catch (...) {
     }
   }
   bool is_completed() override {
     if (done_) return true;
     int flag = 0;
-    MPI_CHECK(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
+    check(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
     if (flag) finish();
     return done_;
   }
   void wait() override {
-    if (done_) return;
-    MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
-    finish();
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    // Poll rather than block, so a collective that never completes (a dead or stuck peer) ends in an
+    // error naming it instead of a hang. The short sleep keeps the poll off the other rank's core.
+    while (!is_completed()) {
+      if (std::chrono::duration<double>(Clock::now() - start).count() > timeout_s_) {
+        done_ = true;  // never wait on it again
+        throw ClusterError("allreduce of " + std::to_string(tensor_.numel()) + " values did not complete within " +
+                           std::to_string(static_cast<int>(timeout_s_)) +
+                           " s (cluster.collective_timeout_s): a rank is dead or stuck");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
   }
 
  private:
+  void check(int rc) {
+    if (rc != MPI_SUCCESS) {
+      done_ = true;
+      throw_mpi_error(rc, "MPI_Test(allreduce)", __FILE__, __LINE__);
+    }
+  }
   void finish() {
     done_ = true;
     if (average_) tensor_.div_(size_);
@@ -58,12 +85,13 @@ class MpiWork : public Work {
   torch::Tensor tensor_;
   bool average_;
   int size_;
+  double timeout_s_;
   bool done_ = false;
 };
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm base) {
+MpiCommunicator::MpiCommunicator(MPI_Comm base, double timeout_s) : timeout_s_(timeout_s) {
   MPI_CHECK(MPI_Comm_dup(base, &comm_));
   MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -79,11 +107,13 @@ MpiCommunicator::~MpiCommunicator() {
 std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const AllreduceOptions& options) {
   check_tensor(tensor, "allreduce");
   const MPI_Datatype type = mpi_type(tensor, "allreduce");
+  if (options.op == ReduceOp::kAverage && !tensor.is_floating_point())
+    throw ClusterError("mpi backend: an average of integer values would be truncated; use a float tensor");
   const MPI_Op op = options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   MPI_Request request;
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()), type, op, comm_,
                            &request));
-  return std::make_unique<MpiWork>(request, tensor, options.op == ReduceOp::kAverage, size_);
+  return std::make_unique<MpiWork>(request, tensor, options.op == ReduceOp::kAverage, size_, timeout_s_);
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
@@ -118,7 +148,7 @@ std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& optio
   }
   if (options.backend != "mpi" && options.backend != "auto")
     throw ClusterError("cluster.backend: unknown backend '" + options.backend + "' (expected auto, mpi or nccl)");
-  return std::make_unique<MpiCommunicator>();
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, options.timeout_s);
 }
 
 }  // namespace distgan::cluster

@@ -11,7 +11,8 @@ namespace distgan::cluster {
 class MpiCommunicator : public Communicator {
  public:
   // Works on a duplicate of `base` (MPI_COMM_SELF gives a one-rank communicator, for references).
-  explicit MpiCommunicator(MPI_Comm base = MPI_COMM_WORLD);
+  // timeout_s: how long wait() on an allreduce may take before it throws (see Work::wait).
+  explicit MpiCommunicator(MPI_Comm base = MPI_COMM_WORLD, double timeout_s = 600);
   ~MpiCommunicator() override;
 
   int rank() const override { return rank_; }
@@ -27,6 +28,7 @@ class MpiCommunicator : public Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
+  double timeout_s_ = 600;
 };
 
 }  // namespace distgan::cluster

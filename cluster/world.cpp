@@ -72,6 +72,11 @@ World::World(int* argc, char*** argv) {
     int provided = 0;
     MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
     owns_mpi_ = true;
+    if (provided < MPI_THREAD_SERIALIZED) {
+      MPI_Finalize();
+      throw ClusterError("this MPI library provides thread level " + std::to_string(provided) +
+                         "; distgan needs MPI_THREAD_SERIALIZED (its loader runs in a second thread)");
+    }
   }
   MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &info_.rank));

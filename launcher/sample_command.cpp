@@ -49,13 +49,16 @@ Runner add_sample_command(CLI::App& app) {
       parts.push_back(g->forward(torch::randn({n, loaded.spec.z_dim}, noise)));
     }
     const torch::Tensor items = torch::cat(parts).contiguous();
+    if (!torch::isfinite(items).all().item<bool>())
+      std::fprintf(stderr, "distgan: warning: the generator produced non-finite values (a diverged model?)\n");
     const bool images = loaded.spec.sample_shape.size() == 3;
     if (!o->out.empty()) {
       data::DatasetContents c;
       c.shape = items.sizes().vec();
       if (images) {
         c.name = "/images";
-        const torch::Tensor bytes = ((items + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+        const torch::Tensor bytes =
+            ((torch::nan_to_num(items, 0.0) + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8).contiguous();
         c.u8.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
       } else {
         c.name = "/samples";

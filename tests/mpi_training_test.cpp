@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "cluster/mpi_check.h"
 #include "cluster/mpi_communicator.h"
 #include "trainer/adversarial_step.h"
 
@@ -76,6 +77,51 @@ TEST(DistributedStep, TwoRanksWithBatchBEqualOneRankWithBatch2B) {
       EXPECT_LT(rel, 1e-5) << "after G step " << step << ", parameter " << i;
     }
   }
+}
+
+TEST(MpiCommunicator, CollectivesGiveKnownValues) {
+  cluster::MpiCommunicator world;
+  const int r = world.rank(), n = world.size();
+  torch::Tensor sum = torch::full({5}, static_cast<float>(r + 1));
+  world.allreduce(sum, {cluster::ReduceOp::kSum})->wait();
+  EXPECT_TRUE(torch::equal(sum, torch::full({5}, n * (n + 1) / 2.0f)));
+  torch::Tensor avg = torch::full({3}, static_cast<double>(r), torch::kFloat64);
+  auto work = world.allreduce(avg, {cluster::ReduceOp::kAverage});
+  work->wait();
+  EXPECT_TRUE(work->is_completed());
+  EXPECT_DOUBLE_EQ(avg[0].item<double>(), (n - 1) / 2.0);
+  torch::Tensor mx = torch::tensor({static_cast<int64_t>(r * 10)});
+  world.allreduce(mx, {cluster::ReduceOp::kMax})->wait();
+  EXPECT_EQ(mx.item<int64_t>(), (n - 1) * 10);
+  torch::Tensor b = torch::full({4}, static_cast<float>(r == 1 ? 42 : -1));
+  world.broadcast(b, 1);
+  EXPECT_TRUE(torch::equal(b, torch::full({4}, 42.0f)));
+  const auto all = world.allgather({static_cast<double>(r), 0.5});
+  ASSERT_EQ(all.size(), static_cast<size_t>(2 * n));
+  for (int k = 0; k < n; ++k) EXPECT_EQ(all[2 * k], k);
+  world.barrier();
+  torch::Tensor strided = torch::zeros({4, 4}).t();
+  EXPECT_THROW((void)world.allreduce(strided, {}), cluster::ClusterError);
+  torch::Tensor counts = torch::tensor({int64_t{1}});
+  EXPECT_THROW((void)world.allreduce(counts, {cluster::ReduceOp::kAverage}), cluster::ClusterError);
+}
+
+TEST(MpiCommunicator, ACollectiveAPeerNeverJoinsTimesOutWithAClearError) {
+  // Its own communicator with a 1 s deadline: only rank 0 enters the allreduce.
+  cluster::MpiCommunicator lonely(MPI_COMM_WORLD, /*timeout_s=*/1.0);
+  if (lonely.rank() == 0) {
+    torch::Tensor t = torch::ones({8});
+    auto work = lonely.allreduce(t, {});
+    try {
+      work->wait();
+      FAIL() << "expected a timeout";
+    } catch (const cluster::ClusterError& e) {
+      EXPECT_NE(std::string(e.what()).find("did not complete within 1 s (cluster.collective_timeout_s)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 TEST(GradientReducer, AveragesMixedSizeGradientsAcrossBucketBoundaries) {

@@ -197,7 +197,7 @@ std::vector<ConfigKey> build_schema() {
                  "compute device; cuda uses cuda:<local rank>"),
       int_key("cluster", &C::cluster, "threads", &U::threads, 0, 1024,
               "compute threads per rank (0: the cores in the rank's affinity mask)"),
-      float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0, 1024, true,
+      float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
                 "gradient bucket size for the all-reduce, in MiB"),
       int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,
               "seconds a collective may take before the job is aborted"),

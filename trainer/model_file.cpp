@@ -1,5 +1,6 @@
 #include "trainer/model_file.h"
 
+#include <charconv>
 #include <sstream>
 
 #include "data/atomic_file.h"
@@ -59,6 +60,10 @@ void read_group(hid_t file, const std::string& group, torch::nn::Module& module,
       msg << where << " has shape " << c10::IntArrayRef(shape) << " but the model expects " << target.sizes();
       throw DataError(msg.str());
     }
+    if (H5Sget_simple_extent_type(space.get()) == H5S_NULL ||
+        H5Sget_simple_extent_npoints(space.get()) != static_cast<hssize_t>(target.numel()))
+      throw DataError(where + " holds " + std::to_string(H5Sget_simple_extent_npoints(space.get())) +
+                      " values; the model expects " + std::to_string(target.numel()));
     const bool integer = target.scalar_type() == torch::kInt64;
     torch::Tensor buffer = torch::empty(target.sizes(), integer ? torch::kInt64 : torch::kFloat32);
     h5_check(H5Dread(d.get(), integer ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
@@ -68,6 +73,15 @@ void read_group(hid_t file, const std::string& group, torch::nn::Module& module,
   };
   for (auto& p : module.named_parameters()) read(p.key(), p.value());
   for (auto& b : module.named_buffers()) read(b.key(), b.value());
+}
+
+// A non-negative integer attribute value no larger than `max`.
+int64_t parse_count(const std::string& text, int64_t max, const std::string& path) {
+  int64_t value = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0 || value > max)
+    throw DataError(path + ": attribute value '" + text + "' is not an integer in [0, " + std::to_string(max) + "]");
+  return value;
 }
 
 std::string join(const std::vector<int64_t>& v) {
@@ -124,9 +138,12 @@ LoadedModels load_model_file(const std::string& path) {
   LoadedModels loaded;
   loaded.config = parse_config(data::h5_read_string_attribute(file.get(), "config", path), path + " (config)");
   std::vector<int64_t> shape;
-  std::stringstream dims(data::h5_read_string_attribute(file.get(), "sample_shape", path));
-  for (std::string item; std::getline(dims, item, ',');) shape.push_back(std::stoll(item));
-  loaded.step = std::stoll(data::h5_read_string_attribute(file.get(), "step", path));
+  const std::string shape_text = data::h5_read_string_attribute(file.get(), "sample_shape", path);
+  std::stringstream dims(shape_text);
+  for (std::string item; std::getline(dims, item, ',');) shape.push_back(parse_count(item, 1 << 20, path));
+  if (shape.empty() || shape.size() > 3)
+    throw DataError(path + ": attribute sample_shape '" + shape_text + "' is not [D] or [C, H, W]");
+  loaded.step = parse_count(data::h5_read_string_attribute(file.get(), "step", path), int64_t{1} << 53, path);
   loaded.spec = model_spec(loaded.config, shape);
   loaded.models = build_models(loaded.spec);
   read_group(file.get(), "/generator", *loaded.models.generator, path);

@@ -79,7 +79,10 @@ Image read_png(const std::string& path) {
 
 Image image_grid(const torch::Tensor& images, int64_t columns) {
   constexpr int64_t kGap = 2;
-  const torch::Tensor x = images.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  // A diverged generator may produce NaN or Inf: draw them as black/white rather than cast them.
+  const torch::Tensor x = torch::nan_to_num(images.detach().to(torch::kCPU, torch::kFloat32), -1.0, 1.0, -1.0)
+                              .clamp(-1, 1)
+                              .contiguous();
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t cols = std::max<int64_t>(1, std::min(columns, n)), rows = (n + cols - 1) / cols;
   Image img;
@@ -103,7 +106,10 @@ Image image_grid(const torch::Tensor& images, int64_t columns) {
 
 Image scatter_plot(const torch::Tensor& real, const torch::Tensor& generated, int64_t size) {
   const torch::Tensor r = real.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  const torch::Tensor g = generated.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  // Non-finite or far-away generated points are clamped to just outside the view (not drawn).
+  const torch::Tensor g = torch::nan_to_num(generated.detach().to(torch::kCPU, torch::kFloat32), 1e6, 1e6, -1e6)
+                              .clamp(-1e6, 1e6)
+                              .contiguous();
   const float lo_x = r.select(1, 0).min().item<float>(), hi_x = r.select(1, 0).max().item<float>();
   const float lo_y = r.select(1, 1).min().item<float>(), hi_y = r.select(1, 1).max().item<float>();
   const float span = std::max({hi_x - lo_x, hi_y - lo_y, 1e-6f}) * 1.2f;

@@ -117,7 +117,7 @@ void Run::write_samples(const std::string& name) {
   const fs::path path = run_dir_ / "samples" / (name + ".png");
   if (spec_.sample_shape.size() == 3) {
     write_png(path.string(), image_grid(step_->sample(fixed_noise_), 8));
-  } else {
+  } else if (spec_.sample_shape[0] >= 2) {  // a scatter plot of the first two coordinates
     write_png(path.string(), scatter_plot(real_points_, step_->sample(fixed_noise_)));
   }
 }
@@ -128,7 +128,8 @@ void Run::execute() {
   const std::string device = cluster::select_device(config_.cluster.device, world_.info().local_rank);
   if (device != "cpu")
     throw std::runtime_error("cluster.device: training on " + device + " arrives with the NCCL/GPU issue");
-  comm_ = cluster::make_communicator({config_.cluster.backend, config_.cluster.device});
+  comm_ = cluster::make_communicator({config_.cluster.backend, config_.cluster.device,
+                                      static_cast<double>(config_.cluster.collective_timeout_s)});
 
   data::LoaderOptions lo = loader_options(config_, world_.rank(), world_.size());
   global_batch_ = config_.training.batch_size;
@@ -201,9 +202,11 @@ void Run::execute() {
       write_samples(name);
     }
   }
+  step_->average_batchnorm_statistics();
+  if (world_.rank() == 0)  // the model first: a failure drawing samples must not lose it
+    save_model_file((run_dir_ / "final.h5").string(), config_, spec_, step_->models(), config_.training.steps);
   write_samples("final");
   if (world_.rank() == 0) {
-    save_model_file((run_dir_ / "final.h5").string(), config_, spec_, step_->models(), config_.training.steps);
     std::printf("distgan: done in %.1f s: metrics %s, samples %s, model %s\n", seconds(started_, Clock::now()),
                 (run_dir_ / "metrics.jsonl").c_str(), (run_dir_ / "samples").c_str(), (run_dir_ / "final.h5").c_str());
   }

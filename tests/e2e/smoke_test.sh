@@ -55,6 +55,14 @@ expect_fail 1 "sample of a dataset file is refused" "attribute 'format' is missi
   "$DISTGAN" sample -k fm.h5 --out x.h5
 expect_fail_any "dcgan on vector data is refused on every rank" "dcgan needs image data" \
   bash -c "'$DISTGAN' prep ring -n 1000 --out ring.h5 >/dev/null && mpiexec -n 2 --oversubscribe '$DISTGAN' train -c '$config' --set data.path=ring.h5 --set data.dataset=/samples"
+# 1-D vectors: nothing to scatter-plot, but training and the model file work.
+$py -c "import numpy as np; np.save('line.npy', np.random.default_rng(0).normal(size=(512, 1)).astype(np.float32))"
+"$DISTGAN" prep npy --data line.npy --out line.h5 >/dev/null
+expect_ok "an MLP on 1-D vectors trains and saves its model" "distgan: done" \
+  mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=line.h5 --set data.dataset=/samples \
+  --set model.name=mlp --set training.steps=10 --set logging.run_dir=line-run
+expect_ok "its model file samples" "wrote 5 items" "$DISTGAN" sample -k line-run/final.h5 -n 5 --out line-gen.h5
+
 # Rank 0 alone fails (it alone writes the run directory) while rank 1 enters the first collective:
 # the job must end, non-zero, with rank 0's message, not hang.
 start=$(date +%s)
