@@ -68,8 +68,15 @@ void GradientReducer::unpack(size_t b) {
 void GradientReducer::zero_grad() {
   torch::NoGradGuard no_grad;
   for (auto& buffer : buffers_) buffer.zero_();
-  for (auto& p : params_)
-    if (p.grad().defined()) p.mutable_grad().zero_();  // views of a zeroed bucket: cheap no-ops in effect
+  // Gradients that are views of a bucket were just zeroed with it; zero only the others (before
+  // the first reduction, or after LibTorch 2.x's zero_grad() replaced them).
+  for (size_t b = 0; b < buckets_.size(); ++b)
+    for (size_t k = 0; k < buckets_[b].size(); ++k) {
+      auto& p = params_[buckets_[b][k]];
+      if (!p.grad().defined()) continue;
+      const auto* slot = buffers_[b].data_ptr<float>() + offsets_[b][k];
+      if (p.grad().data_ptr<float>() != slot) p.mutable_grad().zero_();
+    }
 }
 
 void GradientReducer::average_gradients() {
