@@ -68,6 +68,10 @@ World::World(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
+    // Open MPI's non-blocking all-reduce (libnbc) picks a binomial tree by default: 3.3 ms for the
+    // 7 MiB of DCGAN-28 gradients on 2 ranks here, against 1.0 ms with the ring algorithm (also
+    // faster than the blocking MPI_Allreduce, 1.2 ms). A value the user set wins.
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0);
     // The loader thread never calls MPI, and collectives are issued from one thread at a time.
     int provided = 0;
     MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
