@@ -1,6 +1,8 @@
 // Importers (IDX, .npy, synthetic mixtures) round-tripped through the HDF5 writer and reader.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <cmath>
 #include <numeric>
 
@@ -13,14 +15,7 @@ namespace {
 
 using testing::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::function<void()>& f) { return testing::error_message<DataError>(f); }
 
 std::vector<uint8_t> ramp(size_t n) {
   std::vector<uint8_t> v(n);
@@ -145,17 +140,8 @@ TEST(IdxImport, HeadersDeclaringHugeArraysFailFastWithoutAllocating) {
 
 TEST(NpyImport, HostileHeadersGiveErrorsNotCrashes) {
   TempDir tmp;
-  const std::vector<uint8_t> one{7};
   auto with_header = [&](const std::string& name, const std::string& dict) {
-    std::string header = dict;
-    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-    header += '\n';
-    std::string out = "\x93NUMPY";
-    out += '\x01';
-    out += '\x00';
-    out += static_cast<char>(header.size() & 0xff);
-    out += static_cast<char>(header.size() >> 8);
-    testing::write_text(tmp.path(name), out + header + "\x07");
+    testing::write_npy_raw(tmp.path(name), dict, "\x07", 1);
     return tmp.path(name);
   };
   const std::string long_descr = with_header(

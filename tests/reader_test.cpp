@@ -1,5 +1,7 @@
 // The HDF5 dataset reader: values, layouts, scaling, and one clear error per kind of bad file.
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <hdf5.h>
 
 #include "data/dataset_reader.h"
@@ -11,14 +13,7 @@ namespace {
 
 using testing::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::function<void()>& f) { return testing::error_message<DataError>(f); }
 
 ReaderOptions options(const std::string& path, const std::string& dataset = "/images") {
   ReaderOptions o;

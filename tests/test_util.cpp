@@ -63,11 +63,8 @@ void write_idx(const std::string& path, const std::vector<int64_t>& dims, const 
   gzclose(f);
 }
 
-void write_npy(const std::string& path, const std::string& descr, const std::vector<int64_t>& shape,
-               const void* data, size_t bytes) {
-  std::string dims;
-  for (int64_t d : shape) dims += std::to_string(d) + ", ";
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+void write_npy_raw(const std::string& path, const std::string& dict, const void* data, size_t bytes) {
+  std::string header = dict;
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::string out = "\x93NUMPY";
@@ -78,6 +75,13 @@ void write_npy(const std::string& path, const std::string& descr, const std::vec
   out += header;
   out.append(static_cast<const char*>(data), bytes);
   write_text(path, out);
+}
+
+void write_npy(const std::string& path, const std::string& descr, const std::vector<int64_t>& shape,
+               const void* data, size_t bytes) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  write_npy_raw(path, "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }", data, bytes);
 }
 
 int run_command(const std::string& command) {

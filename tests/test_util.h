@@ -36,6 +36,20 @@ void write_idx(const std::string& path, const std::vector<int64_t>& dims, const 
 void write_npy(const std::string& path, const std::string& descr, const std::vector<int64_t>& shape,
                const void* data, size_t bytes);
 
+// .npy v1 whose header dict is `dict` as given (for crafted headers), then `bytes` of data.
+void write_npy_raw(const std::string& path, const std::string& dict, const void* data, size_t bytes);
+
+// The message of the exception of type E that `f` throws ("" if it throws none).
+template <typename E, typename F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Runs a shell command and returns its exit status (-1 if it could not run).
 int run_command(const std::string& command);
 
