@@ -5,10 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
-: "${DISTGAN:?set DISTGAN to the distgan executable}"
-DISTGAN=$(realpath "$DISTGAN")
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+enter_test_dir
 
 # --- help lists every subcommand and its options ---
 expect_ok "top-level help" "prep" "$DISTGAN" --help
@@ -84,7 +81,6 @@ fi
 chmod 644 good.yaml
 
 # --- train --check on 2 ranks: config and dataset validated on every rank ---
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi=(mpiexec -n 2 --oversubscribe)
 expect_ok "check passes on 2 ranks" "config OK on 2 rank\\(s\\)" "${mpi[@]}" "$DISTGAN" train -c good.yaml --check
 expect_fail_any "missing dataset file" "nothere.h5: dataset file not found" \

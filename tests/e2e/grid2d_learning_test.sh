@@ -7,13 +7,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
-: "${DISTGAN:?set DISTGAN to the distgan executable}"
-DISTGAN=$(realpath "$DISTGAN")
 config=$(realpath "$here/../../configs/grid2d.yaml")
-py=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+enter_test_dir
 steps=${GRID2D_STEPS:-1500}
 
 "$DISTGAN" prep grid -n 20000 --out grid.h5 >/dev/null

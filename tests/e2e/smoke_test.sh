@@ -5,13 +5,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
-: "${DISTGAN:?set DISTGAN to the distgan executable}"
-DISTGAN=$(realpath "$DISTGAN")
 config=$(realpath "$here/../../configs/smoke.yaml")
-py=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+enter_test_dir
 
 expect_ok "prep the test split" "10000, 1, 28, 28" "$DISTGAN" prep fashion-mnist --split test --out fm.h5
 expect_ok "train smoke on 2 ranks" "distgan: done in" \

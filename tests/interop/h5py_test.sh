@@ -6,11 +6,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
-: "${DISTGAN:?set DISTGAN to the distgan executable}"
-DISTGAN=$(realpath "$DISTGAN")
-py=/usr/bin/python3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+enter_test_dir
 
 if ! $py -c 'import h5py, numpy' 2>/dev/null; then
   echo "FAIL h5py is not installed for $py (cluster/install-deps.sh installs python3-h5py)"; exit 1

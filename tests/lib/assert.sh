@@ -44,3 +44,16 @@ finish() {
   [ "$failed" -eq 0 ]
   exit
 }
+
+# Common start of the shell tests: DISTGAN (the executable, from ctest) made absolute, py = Debian's
+# python3 (with h5py), Open MPI allowed as root, and the current directory a temporary one removed
+# at exit. Resolve any repository paths before calling it.
+enter_test_dir() {
+  : "${DISTGAN:?set DISTGAN to the distgan executable}"
+  DISTGAN=$(realpath "$DISTGAN")
+  py=/usr/bin/python3
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  cd "$tmp" || exit 1
+}
