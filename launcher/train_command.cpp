@@ -6,6 +6,7 @@
 
 #include "cluster/world.h"
 #include "launcher/commands.h"
+#include "trainer/checkpoint.h"
 #include "trainer/model_file.h"
 #include "trainer/run_options.h"
 #include "trainer/training_loop.h"
@@ -19,10 +20,18 @@ struct TrainOptions {
   std::vector<std::string> overrides;
   bool print_config = false;
   bool check = false;
+  std::string resume;
 };
 
+// The configuration: the YAML file, else (resuming from a named checkpoint) the checkpoint's own,
+// else the defaults; then the --set overrides.
 Config load(const TrainOptions& o) {
-  Config config = o.config_path.empty() ? Config{} : load_config(o.config_path);
+  Config config;
+  if (!o.config_path.empty()) {
+    config = load_config(o.config_path);
+  } else if (!o.resume.empty() && o.resume != "auto") {
+    config = read_checkpoint_info(CheckpointReader(o.resume)).config;
+  }
   for (const auto& assignment : o.overrides) apply_override(config, assignment);
   return config;
 }
@@ -74,6 +83,10 @@ Runner add_train_command(CLI::App& app, int* argc, char*** argv) {
       ->type_name("KEY=VALUE");
   cmd->add_flag("--print-config", o->print_config, "print the effective configuration as YAML and exit");
   cmd->add_flag("--check", o->check, "validate the configuration and dataset on every rank, then exit");
+  cmd->add_option("--resume", o->resume,
+                  "continue from a checkpoint file, or 'auto': the newest valid one in the run directory "
+                  "(a new run when there is none). Without --config a named checkpoint's own config is used")
+      ->type_name("FILE|auto");
 
   return [o, argc, argv]() -> int {
     const Config config = load(*o);  // before MPI: a config error needs no job
@@ -86,7 +99,10 @@ Runner add_train_command(CLI::App& app, int* argc, char*** argv) {
     // Validate on every rank first: a bad config or dataset ends every rank cleanly, without MPI_Abort.
     if (const int rc = check_on_all_ranks(config, world, /*quiet=*/true); rc != kExitOk) return rc;
     try {
-      run_training(config, world);
+      if (run_training(config, world, o->resume) == TrainingOutcome::kPreempted) return kExitPreempted;
+    } catch (const AgreedFailure& e) {  // every rank knows: a clean exit, no abort
+      if (e.should_print()) std::fprintf(stderr, "distgan: %s%s\n", e.exit_code() == kExitUsage ? "config error: " : "error: ", e.what());
+      return e.exit_code();
     } catch (const std::exception& e) {
       // One rank failing alone would leave the others waiting in a collective forever: abort them all.
       if (world.size() > 1) world.abort(kExitError, e.what());

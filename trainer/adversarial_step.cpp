@@ -1,5 +1,7 @@
 #include "trainer/adversarial_step.h"
 
+#include "trainer/optimizer_state.h"
+
 namespace distgan {
 
 namespace {
@@ -34,6 +36,26 @@ void AdversarialStep::broadcast_from_root() {
   for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()}) {
     for (auto& p : m->parameters()) comm_.broadcast(p, 0);
     for (auto& b : m->buffers()) comm_.broadcast(b, 0);
+  }
+  broadcast_optimizer_state(*opt_g_, models_.generator->parameters());
+  broadcast_optimizer_state(*opt_d_, models_.discriminator->parameters());
+}
+
+// Adam's state after a resume exists on rank 0 only: first the step counts (-1: no state yet), then
+// the moments of every parameter that has state.
+void AdversarialStep::broadcast_optimizer_state(torch::optim::Adam& optimizer, const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor steps = torch::full({static_cast<int64_t>(params.size())}, -1, torch::kInt64);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (const auto* state = find_adam_state(optimizer, params[i])) steps[static_cast<int64_t>(i)] = state->step();
+  comm_.broadcast(steps, 0);
+  const auto counts = steps.accessor<int64_t, 1>();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (counts[static_cast<int64_t>(i)] < 0) continue;
+    auto& state = adam_state(optimizer, params[i]);
+    state.step(counts[static_cast<int64_t>(i)]);
+    comm_.broadcast(state.exp_avg(), 0);
+    comm_.broadcast(state.exp_avg_sq(), 0);
   }
 }
 

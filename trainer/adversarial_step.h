@@ -35,7 +35,7 @@ class AdversarialStep {
  public:
   AdversarialStep(GanModels models, cluster::Communicator& comm, const StepOptions& options);
 
-  // Rank 0's parameters and buffers to every rank.
+  // Rank 0's parameters, buffers and optimizer state to every rank.
   void broadcast_from_root();
 
   // G(z) for the step. With `for_g_step` the graph is kept so g_step() can backpropagate through it.
@@ -57,6 +57,8 @@ class AdversarialStep {
   double take_communication_seconds();
 
  private:
+  void broadcast_optimizer_state(torch::optim::Adam& optimizer, const std::vector<torch::Tensor>& params);
+
   GanModels models_;
   cluster::Communicator& comm_;
   StepOptions options_;

@@ -1,8 +1,12 @@
 #include "trainer/metrics_log.h"
 
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+
+#include "data/atomic_file.h"
 
 namespace distgan {
 
@@ -48,6 +52,30 @@ void MetricsLog::write(const StepMetrics& m) {
   out_ << json_line(m) << '\n';
   out_.flush();
   if (!out_) throw std::runtime_error(path_ + ": cannot write metrics (disk full?)");
+}
+
+int64_t MetricsLog::truncate_after(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return 0;  // nothing logged yet
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step) {
+      ++dropped;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped == 0) return 0;
+  data::AtomicOutput out(path, /*overwrite=*/true);
+  {
+    std::ofstream file(out.temp_path(), std::ios::binary);
+    file << kept;
+    if (!file.flush()) throw std::runtime_error(path + ": cannot rewrite the metrics file");
+  }
+  out.commit();
+  return dropped;
 }
 
 }  // namespace distgan

@@ -24,6 +24,9 @@ class MetricsLog {
   void write(const StepMetrics& m);  // console line and JSON line
   static std::string console_line(const StepMetrics& m);
   static std::string json_line(const StepMetrics& m);
+  // Drops the lines of `path` logged after `step` (a resumed run logs those steps again); a line
+  // that is not JSON with a "step" is kept. Rewrites the file atomically; returns the lines dropped.
+  static int64_t truncate_after(const std::string& path, int64_t step);
 
  private:
   std::string path_;

@@ -3,15 +3,22 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "cluster/communicator.h"
+#include "cluster/preemption.h"
 #include "data/prefetch_loader.h"
 #include "trainer/adversarial_step.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_writer.h"
 #include "trainer/metrics_log.h"
 #include "trainer/model_file.h"
 #include "trainer/png_image.h"
+#include "trainer/resume.h"
 #include "trainer/run_options.h"
 
 namespace distgan {
@@ -43,30 +50,68 @@ struct Interval {
   Clock::time_point start = Clock::now();
 };
 
+// Runs `work` on rank 0 only and makes its failure every rank's: rank 0's message is broadcast, and
+// every rank throws AgreedFailure (exit 2 for a configuration that does not fit, 1 otherwise).
+void on_root_agreed(cluster::Communicator& comm, const std::function<void()>& work) {
+  std::string message;
+  int64_t code = 0;
+  if (comm.rank() == 0) {
+    try {
+      work();
+    } catch (const ConfigError& e) {
+      message = e.what(), code = 2;
+    } catch (const std::exception& e) {
+      message = e.what(), code = 1;
+    }
+  }
+  torch::Tensor header = torch::tensor({code, static_cast<int64_t>(message.size())}, torch::kInt64);
+  comm.broadcast(header, 0);
+  if (header[0].item<int64_t>() == 0) return;
+  torch::Tensor text = torch::zeros({header[1].item<int64_t>()}, torch::kUInt8);
+  if (comm.rank() == 0) std::memcpy(text.data_ptr(), message.data(), message.size());
+  comm.broadcast(text, 0);
+  throw AgreedFailure(std::string(static_cast<const char*>(text.data_ptr()), static_cast<size_t>(text.numel())),
+                      static_cast<int>(header[0].item<int64_t>()), comm.rank() == 0);
+}
+
 class Run {
  public:
-  Run(const Config& config, const cluster::World& world)
-      : config_(config), world_(world), run_dir_(config.logging.run_dir) {}
+  Run(const Config& config, const cluster::World& world, std::string resume)
+      : config_(config), world_(world), run_dir_(config.logging.run_dir), resume_(std::move(resume)) {}
 
-  void execute();
+  TrainingOutcome execute();
 
  private:
+  void resolve_resume();
+  void restore_state(int threads, int64_t per_rank);
   void prepare_run_directory();
   void log(const Interval& interval, int64_t step, int64_t epoch);
   void write_samples(const std::string& name);
+  void save_checkpoint();
+  void report_written_checkpoints();
+  bool preemption_agreed();
 
   const Config& config_;
   const cluster::World& world_;
   fs::path run_dir_;
+  std::string resume_;
   std::unique_ptr<cluster::Communicator> comm_;
   std::unique_ptr<data::PrefetchLoader> loader_;
   std::unique_ptr<AdversarialStep> step_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<CheckpointWriter> writer_;  // rank 0
+  ResumeSource source_;                       // rank 0, while resuming
+  std::vector<std::string> allowed_changes_;  // rank 0: config keys changed on resume
   ModelSpec spec_;
+  at::Generator noise_;
   torch::Tensor fixed_noise_;
   torch::Tensor real_points_;  // for 2-D scatter plots
   Clock::time_point started_ = Clock::now();
   int64_t global_batch_ = 0;
+  TrainingPosition position_;
+  int resumed_world_size_ = 0;  // 0: a new run
+  int64_t last_checkpoint_step_ = -1;
+  double last_stall_s_ = 0;
 };
 
 void Run::prepare_run_directory() {
@@ -81,7 +126,90 @@ void Run::prepare_run_directory() {
   const std::string text = print_config(config_);
   std::fwrite(text.data(), 1, text.size(), f);
   std::fclose(f);
-  metrics_ = std::make_unique<MetricsLog>((run_dir_ / "metrics.jsonl").string());
+  const std::string metrics_path = (run_dir_ / "metrics.jsonl").string();
+  if (resumed_world_size_ > 0) {  // the steps after the checkpoint are trained (and logged) again
+    MetricsLog::truncate_after(metrics_path, position_.step);
+    for (const auto& path : set_aside_newer_checkpoints(run_dir_.string(), position_.step))
+      std::printf("distgan: %s is newer than the checkpoint resumed from: renamed to %s.abandoned\n", path.c_str(),
+                  path.c_str());
+  }
+  metrics_ = std::make_unique<MetricsLog>(metrics_path);
+  writer_ = std::make_unique<CheckpointWriter>(checkpoint_directory(run_dir_.string()), config_.checkpoint.keep);
+}
+
+// Rank 0 finds the checkpoint and checks that it fits this run; every rank learns the position.
+void Run::resolve_resume() {
+  on_root_agreed(*comm_, [&] {
+    if (resume_.empty()) return refuse_fresh_start_over_checkpoints(run_dir_.string());
+    source_ = open_resume_source(resume_, run_dir_.string());
+    if (!source_.reader) {
+      std::printf("distgan: --resume auto: no checkpoint in %s: starting a new run\n",
+                  checkpoint_directory(run_dir_.string()).c_str());
+      return;
+    }
+    const auto dataset = data::open_hdf5_source(loader_options(config_, 0, 1).reader);
+    allowed_changes_ = check_resume_config(source_.info, config_, dataset->sample_shape(), dataset->size());
+    const TrainingPosition& p = source_.info.position;
+    if (p.epoch_position % global_batch_ != 0)
+      throw data::DataError(source_.info.path + ": epoch_position " + std::to_string(p.epoch_position) +
+                            " is not a multiple of the global batch " + std::to_string(global_batch_));
+  });
+  const TrainingPosition& p = source_.info.position;
+  torch::Tensor v = torch::tensor({int64_t{source_.reader ? source_.info.world_size : 0}, p.step, p.epoch,
+                                   p.epoch_position, p.samples_seen}, torch::kInt64);
+  comm_->broadcast(v, 0);
+  const auto a = v.accessor<int64_t, 1>();
+  resumed_world_size_ = static_cast<int>(a[0]);
+  position_ = {a[1], a[2], a[3], a[4]};
+}
+
+// Parameters, buffers and optimizer state from rank 0 (which read the checkpoint, if any) to every
+// rank; each rank's noise generator from the checkpoint's row for it.
+void Run::restore_state(int threads, int64_t per_rank) {
+  torch::Tensor rng;
+  on_root_agreed(*comm_, [&] {
+    if (source_.reader) rng = restore_checkpoint(*source_.reader, *step_);
+  });
+  step_->broadcast_from_root();
+  const auto seed = static_cast<uint64_t>(config_.training.seed);
+  noise_ = at::detail::createCPUGenerator(mix(seed ^ kNoiseStream) + static_cast<uint64_t>(world_.rank()));
+  std::string noise_note;
+  if (resumed_world_size_ > 0) {
+    torch::Tensor dims = torch::tensor({rng.defined() ? rng.size(0) : 0, rng.defined() ? rng.size(1) : 0});
+    comm_->broadcast(dims, 0);
+    if (world_.rank() != 0) rng = torch::empty({dims[0].item<int64_t>(), dims[1].item<int64_t>()}, torch::kUInt8);
+    comm_->broadcast(rng, 0);
+    const int64_t state_bytes = noise_.get_state().numel();
+    if (rng.size(0) == world_.size() && rng.size(1) == state_bytes) {
+      noise_.set_state(rng[world_.rank()].clone());
+      noise_note = "noise streams continue";
+    } else {  // another world size: new streams, seeded from the step so every resume is reproducible
+      noise_ = at::detail::createCPUGenerator(mix(seed ^ kNoiseStream ^ mix(static_cast<uint64_t>(position_.step))) +
+                                              static_cast<uint64_t>(world_.rank()));
+      noise_note = "noise streams re-seeded";
+    }
+  }
+  if (world_.rank() != 0) return;
+  std::printf("distgan: training %s (G %lld, D %lld parameters) on %d rank(s), %d thread(s) each, batch %lld "
+              "(%lld per rank), %lld steps; run directory %s\n",
+              spec_.name.c_str(), static_cast<long long>(parameter_count(*step_->models().generator)),
+              static_cast<long long>(parameter_count(*step_->models().discriminator)), world_.size(), threads,
+              static_cast<long long>(global_batch_), static_cast<long long>(per_rank),
+              static_cast<long long>(config_.training.steps), run_dir_.c_str());
+  if (resumed_world_size_ > 0) {
+    std::printf("distgan: resumed from %s at step %lld (epoch %lld, sample %lld of the epoch); %s\n",
+                source_.info.path.c_str(), static_cast<long long>(position_.step),
+                static_cast<long long>(position_.epoch), static_cast<long long>(position_.epoch_position),
+                noise_note.c_str());
+    if (resumed_world_size_ != world_.size())
+      std::printf("distgan: world size changed: the checkpoint was written by %d rank(s), this run has %d; the global "
+                  "batch stays %lld (%lld per rank)\n",
+                  resumed_world_size_, world_.size(), static_cast<long long>(global_batch_),
+                  static_cast<long long>(per_rank));
+    for (const auto& change : allowed_changes_) std::printf("distgan: changed on resume: %s\n", change.c_str());
+  }
+  source_ = {};  // the file is closed: all of it is in memory now
+  std::fflush(stdout);
 }
 
 void Run::log(const Interval& in, int64_t step, int64_t epoch) {
@@ -122,7 +250,54 @@ void Run::write_samples(const std::string& name) {
   }
 }
 
-void Run::execute() {
+// Every rank: equal BatchNorm statistics, every rank's noise generator state to rank 0; rank 0
+// copies everything to host memory and hands it to the background writer. Training pauses only
+// for that copy (measured and logged).
+void Run::save_checkpoint() {
+  if (last_checkpoint_step_ == position_.step) return;
+  const auto start = Clock::now();
+  step_->average_batchnorm_statistics();
+  const torch::Tensor mine = noise_.get_state();
+  torch::Tensor all = torch::zeros({world_.size(), mine.numel()}, torch::kInt32);
+  all[world_.rank()].copy_(mine);
+  comm_->allreduce(all, {cluster::ReduceOp::kSum})->wait();
+  if (world_.rank() == 0) {
+    CheckpointData data = snapshot_checkpoint(config_, spec_, *step_, position_, all.to(torch::kUInt8),
+                                              loader_->dataset_size());
+    writer_->submit(checkpoint_path(run_dir_.string(), position_.step), std::move(data));
+    last_stall_s_ = seconds(start, Clock::now());
+  }
+  last_checkpoint_step_ = position_.step;
+}
+
+void Run::report_written_checkpoints() {
+  if (world_.rank() != 0) return;
+  while (auto written = writer_->take_completed()) {
+    std::printf("distgan: checkpoint %s (%.1f MB): training paused %.0f ms, written in the background in %.0f ms\n",
+                written->path.c_str(), double(written->bytes) / 1e6, 1e3 * last_stall_s_, 1e3 * written->write_seconds);
+    std::fflush(stdout);
+  }
+}
+
+// Whether any rank has received SIGTERM or SIGUSR1: one tiny collective per step, so every rank
+// stops at the same step boundary.
+bool Run::preemption_agreed() {
+  torch::Tensor flag = torch::tensor({static_cast<int64_t>(cluster::preemption_signal())}, torch::kInt64);
+  comm_->allreduce(flag, {cluster::ReduceOp::kMax})->wait();
+  const int64_t signal = flag[0].item<int64_t>();
+  if (signal == 0) return false;
+  if (world_.rank() == 0) {
+    std::printf("distgan: preempted (%s) at step %lld: writing a checkpoint, then exiting with code %d; continue "
+                "with --resume auto\n",
+                signal == SIGUSR1 ? "SIGUSR1" : signal == SIGTERM ? "SIGTERM" : "signal", static_cast<long long>(position_.step),
+                kExitPreempted);
+    std::fflush(stdout);
+  }
+  return true;
+}
+
+TrainingOutcome Run::execute() {
+  cluster::install_preemption_handlers();
   const int threads = cluster::configure_compute_threads(static_cast<int>(config_.cluster.threads));
   cluster::keep_freed_host_memory();
   const std::string device = cluster::select_device(config_.cluster.device, world_.info().local_rank);
@@ -130,9 +305,12 @@ void Run::execute() {
     throw std::runtime_error("cluster.device: training on " + device + " arrives with the NCCL/GPU issue");
   comm_ = cluster::make_communicator({config_.cluster.backend, config_.cluster.device,
                                       static_cast<double>(config_.cluster.collective_timeout_s)});
+  global_batch_ = config_.training.batch_size;
+  resolve_resume();
 
   data::LoaderOptions lo = loader_options(config_, world_.rank(), world_.size());
-  global_batch_ = config_.training.batch_size;
+  lo.start_epoch = position_.epoch;
+  lo.start_batch = position_.epoch_position / global_batch_;
   loader_ = std::make_unique<data::PrefetchLoader>(lo);
   spec_ = model_spec(config_, loader_->sample_shape());
 
@@ -145,44 +323,36 @@ void Run::execute() {
   so.betas_d = config_.training.betas_d;
   so.bucket_bytes = static_cast<int64_t>(config_.cluster.bucket_mb * 1024 * 1024);
   step_ = std::make_unique<AdversarialStep>(build_models(spec_), *comm_, so);
-  step_->broadcast_from_root();
+  restore_state(threads, lo.batch_size);
 
   const auto seed = static_cast<uint64_t>(config_.training.seed);
-  at::Generator noise = at::detail::createCPUGenerator(mix(seed ^ kNoiseStream) + static_cast<uint64_t>(world_.rank()));
   at::Generator sample_noise = at::detail::createCPUGenerator(mix(seed ^ kSampleStream));
   const bool images = spec_.sample_shape.size() == 3;
   fixed_noise_ = torch::randn({images ? kGridSamples : kScatterSamples, spec_.z_dim}, sample_noise);
   prepare_run_directory();
-  if (world_.rank() == 0) {
-    std::printf("distgan: training %s (G %lld, D %lld parameters) on %d rank(s), %d thread(s) each, batch %lld "
-                "(%lld per rank), %lld steps; run directory %s\n",
-                spec_.name.c_str(), static_cast<long long>(parameter_count(*step_->models().generator)),
-                static_cast<long long>(parameter_count(*step_->models().discriminator)), world_.size(), threads,
-                static_cast<long long>(global_batch_), static_cast<long long>(lo.batch_size),
-                static_cast<long long>(config_.training.steps), run_dir_.c_str());
-    std::fflush(stdout);
-  }
   if (!images && world_.rank() == 0) {  // real points for the scatter plots: a few batches from a fresh reader
-    data::LoaderOptions rl = lo;
-    rl.world_size = 1;
-    rl.rank = 0;
+    data::LoaderOptions rl = loader_options(config_, 0, 1);
     rl.batch_size = std::min<int64_t>(kScatterSamples, loader_->dataset_size());
     rl.prefetch_batches = 1;
     real_points_ = data::PrefetchLoader(rl).next().data;
   }
+  if (position_.step >= config_.training.steps && world_.rank() == 0)
+    std::printf("distgan: the checkpoint is at step %lld and training.steps is %lld: nothing left to train\n",
+                static_cast<long long>(position_.step), static_cast<long long>(config_.training.steps));
+  last_checkpoint_step_ = resumed_world_size_ > 0 ? position_.step : -1;
 
   const int64_t per_rank = lo.batch_size, n_critic = config_.training.n_critic;
+  const int64_t every = config_.checkpoint.every;
   Interval interval;
-  int64_t epoch = 0;
-  for (int64_t s = 1; s <= config_.training.steps; ++s) {
+  for (int64_t s = position_.step + 1; s <= config_.training.steps; ++s) {
     torch::Tensor fake;
+    data::Batch batch;
     for (int64_t c = 0; c < n_critic; ++c) {
       const auto t0 = Clock::now();
-      data::Batch batch = loader_->next();
+      batch = loader_->next();
       interval.data_s += seconds(t0, Clock::now());
-      epoch = batch.epoch;
       const bool last = c == n_critic - 1;
-      fake = step_->generate_for_step(torch::randn({per_rank, spec_.z_dim}, noise), last);
+      fake = step_->generate_for_step(torch::randn({per_rank, spec_.z_dim}, noise_), last);
       const DStepStats d = step_->d_step(batch.data, fake);
       interval.loss_d += d.loss_d;
       interval.d_real += d.d_real;
@@ -192,8 +362,12 @@ void Run::execute() {
     interval.loss_g += step_->g_step(fake);
     ++interval.g_steps;
     interval.comm_s += step_->take_communication_seconds();
+    // Where the next step's data starts: the batch after the last one read.
+    const bool epoch_done = batch.batch + 1 == loader_->batches_per_epoch();
+    position_ = {s, epoch_done ? batch.epoch + 1 : batch.epoch, epoch_done ? 0 : (batch.batch + 1) * global_batch_,
+                 position_.samples_seen + n_critic * global_batch_};
     if (s % config_.logging.every == 0 || s == config_.training.steps) {
-      log(interval, s, epoch);
+      log(interval, s, batch.epoch);
       interval = Interval{};
     }
     if (config_.logging.sample_every > 0 && s % config_.logging.sample_every == 0) {
@@ -201,20 +375,36 @@ void Run::execute() {
       std::snprintf(name, sizeof(name), "step_%07lld", static_cast<long long>(s));
       write_samples(name);
     }
+    if (every > 0 && s % every == 0) save_checkpoint();
+    report_written_checkpoints();
+    if (preemption_agreed()) {
+      save_checkpoint();
+      if (world_.rank() == 0) writer_->flush();  // on disk before any rank exits
+      report_written_checkpoints();
+      comm_->barrier();
+      return TrainingOutcome::kPreempted;
+    }
   }
-  step_->average_batchnorm_statistics();
-  if (world_.rank() == 0)  // the model first: a failure drawing samples must not lose it
-    save_model_file((run_dir_ / "final.h5").string(), config_, spec_, step_->models(), config_.training.steps);
+  save_checkpoint();  // at the end (unless the last step just wrote one); averages BatchNorm statistics
+  if (world_.rank() == 0) {
+    writer_->flush();
+    report_written_checkpoints();
+    // The model first: a failure drawing samples must not lose it.
+    save_model_file((run_dir_ / "final.h5").string(), config_, spec_, step_->models(), position_.step);
+  }
   write_samples("final");
   if (world_.rank() == 0) {
     std::printf("distgan: done in %.1f s: metrics %s, samples %s, model %s\n", seconds(started_, Clock::now()),
                 (run_dir_ / "metrics.jsonl").c_str(), (run_dir_ / "samples").c_str(), (run_dir_ / "final.h5").c_str());
   }
   comm_->barrier();
+  return TrainingOutcome::kCompleted;
 }
 
 }  // namespace
 
-void run_training(const Config& config, const cluster::World& world) { Run(config, world).execute(); }
+TrainingOutcome run_training(const Config& config, const cluster::World& world, const std::string& resume) {
+  return Run(config, world, resume).execute();
+}
 
 }  // namespace distgan

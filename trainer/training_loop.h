@@ -1,14 +1,42 @@
-// The training run on every rank: data, models, the adversarial step, metrics, samples, and the
-// final model file. All ranks execute the same schedule of collectives; rank 0 alone writes.
+// The training run on every rank: data, models, the adversarial step, metrics, samples,
+// checkpoints, resume and preemption. All ranks execute the same schedule of collectives; rank 0
+// alone writes files.
 #pragma once
+
+#include <stdexcept>
+#include <string>
 
 #include "cluster/world.h"
 #include "trainer/config.h"
 
 namespace distgan {
 
-// Trains `config` on this rank of `world`. Returns normally when the run is complete; throws on
-// any error (the launcher brings the whole job down).
-void run_training(const Config& config, const cluster::World& world);
+// The exit code of every rank after a preemption checkpoint (EX_TEMPFAIL: "try again"): job scripts
+// requeue on it and the next run continues with --resume auto.
+inline constexpr int kExitPreempted = 75;
+
+enum class TrainingOutcome {
+  kCompleted,  // training.steps reached; final checkpoint, model file and samples written
+  kPreempted,  // a SIGTERM/SIGUSR1 reached some rank: every rank stopped at the same step after a checkpoint
+};
+
+// A failure that every rank knows about (rank 0 found it and told the others): each rank exits
+// with exit_code() and the job needs no abort. Its message is printed once, by rank 0.
+class AgreedFailure : public std::runtime_error {
+ public:
+  AgreedFailure(const std::string& message, int exit_code, bool print)
+      : std::runtime_error(message), exit_code_(exit_code), print_(print) {}
+  int exit_code() const { return exit_code_; }
+  bool should_print() const { return print_; }
+
+ private:
+  int exit_code_;
+  bool print_;
+};
+
+// Trains `config` on this rank of `world`. `resume` is "" (a new run), "auto" (the newest valid
+// checkpoint of the run directory, or a new run when there is none) or a checkpoint file. Throws
+// AgreedFailure for a refused resume, anything else on errors (the launcher aborts the job).
+TrainingOutcome run_training(const Config& config, const cluster::World& world, const std::string& resume = "");
 
 }  // namespace distgan
