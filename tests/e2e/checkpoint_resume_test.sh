@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Checkpoints end to end through `distgan train`: exact resume, elastic resume (2 -> 1, 1 -> 2),
+# refused and damaged checkpoints, and preemption by SIGTERM / SIGUSR1.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/assert.sh"
+config=$(realpath "$here/../../configs/smoke.yaml")
+enter_test_dir
+
+"$DISTGAN" prep fashion-mnist --split test --out fm.h5 >/dev/null
+train() {  # train NP RUN_DIR [args...]
+  local np=$1 run=$2; shift 2
+  mpiexec -n "$np" --oversubscribe "$DISTGAN" train -c "$config" --set data.path=fm.h5 \
+    --set logging.run_dir="$run" --set checkpoint.every=20 --set logging.every=10 "$@"
+}
+# compare A B: every tensor of two checkpoints bitwise equal, and the last metrics line's losses.
+compare() {
+  $py - "$@" <<'PY'
+import h5py, json, sys, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+names = [l.split()[0] for l in a.attrs["manifest"].decode().splitlines()]
+assert names == [l.split()[0] for l in b.attrs["manifest"].decode().splitlines()]
+diff = [n for n in names if not np.array_equal(a[n][()], b[n][()])]
+assert not diff, diff[:5]
+assert any(n.endswith("/exp_avg_sq") for n in names) and "rng/noise" in names
+ma, mb = (json.loads(open(p).read().splitlines()[-1]) for p in sys.argv[3:5])
+for k in ("step", "loss_d", "loss_g", "d_real", "d_fake"):
+    assert ma[k] == mb[k], (k, ma[k], mb[k])
+print(f"identical: {len(names)} tensors, last metrics step {ma['step']}")
+PY
+}
+
+# 1. Exactness: 40 steps == 20 steps + resume for 20 (2 ranks, the same checkpoint schedule).
+train 2 straight --set training.steps=40 >/dev/null 2>&1
+train 2 split --set training.steps=20 >/dev/null 2>&1
+expect_ok "resume auto continues from step 20" "resumed from split/checkpoints/ckpt_00000020.h5 at step 20.*noise streams continue" \
+  train 2 split --set training.steps=40 --resume auto
+expect_ok "a resumed run ends bitwise identical to an uninterrupted one" "identical: .* last metrics step 40" \
+  compare straight/checkpoints/ckpt_00000040.h5 split/checkpoints/ckpt_00000040.h5 straight/metrics.jsonl split/metrics.jsonl
+expect_ok "metrics.jsonl has each step once" "^10 20 30 40$" \
+  $py -c "import json; print(*[json.loads(l)['step'] for l in open('split/metrics.jsonl')])"
+expect_ok "a finished run resumed has nothing left to train" "nothing left to train" \
+  train 2 split --set training.steps=40 --resume auto
+expect_ok "h5py reads the documented layout" "layout ok" $py - <<'PY'
+import h5py
+with h5py.File("split/checkpoints/ckpt_00000040.h5", "r") as f:
+    a = {k: v.decode() for k, v in f.attrs.items()}
+    assert a["format"] == "distgan-checkpoint-1" and a["step"] == "40" and a["world_size"] == "2"
+    assert a["epoch_position"] == str(40 * 32) and a["samples_seen"] == str(40 * 32)
+    assert "model:" in a["config"] and a["torch_version"] and a["distgan_version"]
+    assert f["rng/noise"].shape[0] == 2 and f["rng/noise"].dtype == "uint8"
+    assert f["optimizer/generator/0.weight/step"][()] == 40
+    assert f["optimizer/discriminator/0.weight/exp_avg"].shape == f["discriminator/0.weight"].shape
+print("layout ok")
+PY
+expect_ok "checkpoint.keep (3) bounds the files kept" "^ckpt_00000020.h5 ckpt_00000040.h5$" \
+  bash -c "ls split/checkpoints | tr '\n' ' ' | sed 's/ $//'"
+
+# 2. Elastic: 2 -> 1 and 1 -> 2 ranks keep the global batch and the sampler position.
+train 2 two-one --set training.steps=20 >/dev/null 2>&1
+expect_ok "2 -> 1 ranks resumes and says the world size changed" \
+  "world size changed: the checkpoint was written by 2 rank\(s\), this run has 1; the global batch stays 32 \(32 per rank\)" \
+  train 1 two-one --set training.steps=40 --resume auto
+train 1 one-two --set training.steps=20 >/dev/null 2>&1
+expect_ok "1 -> 2 ranks resumes" "this run has 2; the global batch stays 32 \(16 per rank\)" \
+  train 2 one-two --set training.steps=40 --resume auto
+expect_ok "the elastic runs continue the sampler position" "positions ok" $py - <<'PY'
+import h5py
+for run in ("two-one", "one-two"):
+    with h5py.File(f"{run}/checkpoints/ckpt_00000040.h5", "r") as f:
+        assert f.attrs["samples_seen"].decode() == str(40 * 32), run
+        assert f.attrs["epoch_position"].decode() == str(40 * 32), run
+print("positions ok")
+PY
+expect_fail 2 "a global batch that does not divide the new world size is refused" \
+  "global batch 32 does not divide evenly across 3 ranks" train 3 one-two --set training.steps=60 --resume auto
+
+# 3. Refusals and damage.
+expect_fail 2 "a checkpoint of another model is refused, naming the key" "model.ch: checkpoint 8, this run 16" \
+  train 2 split --set training.steps=60 --set model.ch=16 --resume auto
+expect_fail 2 "a new run over existing checkpoints is refused" "already holds checkpoints (newest: step 40)" \
+  train 2 split --set training.steps=60
+expect_ok "--resume FILE without --config uses the checkpoint's config" "resumed from .*ckpt_00000040.h5 at step 40" \
+  mpiexec -n 2 --oversubscribe "$DISTGAN" train --resume split/checkpoints/ckpt_00000040.h5 \
+  --set training.steps=50 --set logging.run_dir=from-file
+cp -r split damaged
+$py - <<'PY'
+import h5py
+with h5py.File("damaged/checkpoints/ckpt_00000040.h5", "r+") as f:  # one weight changed behind the checksum's back
+    w = f["generator/0.weight"]; v = w[()]; v.flat[0] += 1; w[...] = v
+PY
+train 2 damaged --set training.steps=40 --resume auto >damaged.log 2>&1
+expect_ok "auto skips a damaged newest checkpoint (naming the tensor) and falls back to the previous one" \
+  "resumed from damaged/checkpoints/ckpt_00000020.h5" \
+  bash -c "grep -E 'skipping checkpoint damaged/checkpoints/ckpt_00000040.h5: .*generator/0.weight: crc32 mismatch' damaged.log && grep 'resumed from' damaged.log && grep -q 'done in' damaged.log"
+expect_ok "the damaged file was set aside, not deleted" "ckpt_00000040.h5.abandoned" ls damaged/checkpoints
+cp split/checkpoints/ckpt_00000040.h5 truncated.h5
+truncate -s 100000 truncated.h5
+expect_fail 1 "a truncated checkpoint named explicitly is an error on every rank" "truncated.h5: cannot open: unable to open file (truncated file: eof = 100000" \
+  train 2 trunc-run --set training.steps=60 --resume truncated.h5
+
+# 4. Preemption: SIGTERM to one rank of 2 (as Slurm sends at a time limit), then a second signal.
+train 2 pre --set training.steps=5000 --set checkpoint.every=1000 >pre.log 2>&1 &
+job=$!
+for _ in $(seq 100); do grep -q '"step":' pre/metrics.jsonl 2>/dev/null && break; sleep 0.2; done
+ranks=($(pgrep -f "^$DISTGAN train .*logging.run_dir=pre"))
+kill -TERM "${ranks[1]}"
+sleep 0.05
+kill -TERM "${ranks[0]}" 2>/dev/null; kill -USR1 "${ranks[1]}" 2>/dev/null
+wait $job
+rc=$?
+expect_ok "SIGTERM to one rank: every rank exits 75 after rank 0's checkpoint" "preempted \(SIGTERM\) at step [0-9]+" \
+  bash -c "[ $rc -eq 75 ] && cat pre.log"
+step=$(sed -n 's/.*preempted (SIGTERM) at step \([0-9]*\).*/\1/p' pre.log)
+expect_ok "the preemption checkpoint is complete and loads" "step $step ok" $py - "$step" <<PY
+import h5py, sys
+with h5py.File("pre/checkpoints/ckpt_%08d.h5" % int(sys.argv[1]), "r") as f:
+    assert f.attrs["step"].decode() == sys.argv[1]
+print("step", sys.argv[1], "ok")
+PY
+expect_ok "the requeued run resumes from it and finishes" "resumed from pre/checkpoints/ckpt_0*$step.h5" \
+  train 2 pre --set training.steps=$((step + 20)) --set checkpoint.every=1000 --resume auto
+expect_ok "and ends at the full step count" "\"step\":$((step + 20))" tail -n 1 pre/metrics.jsonl
+
+# SIGUSR1 to mpirun (Slurm's --signal=B:USR1 after forwarding): mpirun passes it to the ranks.
+mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=fm.h5 --set logging.run_dir=usr1 \
+  --set training.steps=5000 >usr1.log 2>&1 &
+job=$!
+for _ in $(seq 100); do grep -q '"step":' usr1/metrics.jsonl 2>/dev/null && break; sleep 0.2; done
+kill -USR1 $job
+wait $job
+rc=$?
+expect_ok "SIGUSR1 to mpirun checkpoints and exits 75" "preempted \(SIGUSR1\)" bash -c "[ $rc -eq 75 ] && cat usr1.log"
+finish
