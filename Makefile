@@ -16,8 +16,9 @@ MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(
 
 all: build
 
+# Slurm and munge too: the job-script tests start a one-machine Slurm (a few seconds to install).
 deps:
-	bash cluster/install-deps.sh
+	bash cluster/install-deps.sh --with-slurm
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
@@ -30,11 +31,14 @@ $(DATA): | build
 	$(DISTGAN) prep fashion-mnist --out $(DATA)
 
 # A few minutes of DCGAN training on 2 ranks bound to cores; rank 0 prints where the results are.
+# Each demo is a new run: the previous demo's run directory is removed first (a new run refuses a
+# directory that already holds checkpoints; see --resume in the README).
 demo: build $(DATA)
 	$(DISTGAN) inspect $(DATA)
+	rm -rf $(RUN_DIR)
 	$(MPIRUN) $(DISTGAN) train --config $(CONFIG) --set training.steps=$(DEMO_STEPS) \
 	  --set logging.sample_every=100 --set logging.run_dir=$(RUN_DIR)
-	@echo "sample grids: $(RUN_DIR)/samples/*.png   metrics: $(RUN_DIR)/metrics.jsonl   model: $(RUN_DIR)/final.h5"
+	@echo "sample grids: $(RUN_DIR)/samples/*.png   metrics: $(RUN_DIR)/metrics.jsonl   model: $(RUN_DIR)/final.h5   checkpoints: $(RUN_DIR)/checkpoints"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j 2

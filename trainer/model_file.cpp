@@ -5,6 +5,7 @@
 
 #include "data/atomic_file.h"
 #include "data/h5_handle.h"
+#include "trainer/checkpoint_file.h"
 
 namespace distgan {
 
@@ -133,8 +134,12 @@ LoadedModels load_model_file(const std::string& path) {
   }
   H5Handle file(h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open"), H5Fclose);
   const std::string format = data::h5_read_string_attribute(file.get(), "format", path);
-  if (format != kFormat)
-    throw DataError(path + ": format '" + format + "' is not one this distgan reads (" + kFormat + ")");
+  if (format == kCheckpointFormat) {
+    CheckpointReader verified(path);  // checks the checksum; tensors are checked against the model below
+  } else if (format != kFormat) {
+    throw DataError(path + ": format '" + format + "' is not one this distgan reads (" + kFormat + " or " +
+                    kCheckpointFormat + ")");
+  }
   LoadedModels loaded;
   loaded.config = parse_config(data::h5_read_string_attribute(file.get(), "config", path), path + " (config)");
   std::vector<int64_t> shape;

@@ -3,7 +3,7 @@
 //   /generator/<parameter or buffer name>      float32 (int64 for BatchNorm counters)
 //   /discriminator/<name>
 // and root attributes: config (the run's YAML), sample_shape ("1,28,28"), step, format.
-// Written atomically. The checkpoint issue extends this file with optimizer state and RNG state.
+// Written atomically. load_model_file also reads checkpoints (trainer/checkpoint.h): same groups.
 #pragma once
 
 #include <torch/torch.h>

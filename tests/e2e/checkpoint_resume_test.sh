@@ -53,7 +53,9 @@ with h5py.File("split/checkpoints/ckpt_00000040.h5", "r") as f:
     assert f["optimizer/discriminator/0.weight/exp_avg"].shape == f["discriminator/0.weight"].shape
 print("layout ok")
 PY
-expect_ok "checkpoint.keep (3) bounds the files kept" "^ckpt_00000020.h5 ckpt_00000040.h5$" \
+expect_ok "distgan sample reads a checkpoint" "wrote 4 items" \
+  "$DISTGAN" sample -k split/checkpoints/ckpt_00000040.h5 -n 4 --out from-ckpt.h5
+expect_ok "the run directory holds the checkpoints of steps 20 and 40" "^ckpt_00000020.h5 ckpt_00000040.h5$" \
   bash -c "ls split/checkpoints | tr '\n' ' ' | sed 's/ $//'"
 
 # 2. Elastic: 2 -> 1 and 1 -> 2 ranks keep the global batch and the sampler position.
