@@ -12,6 +12,7 @@
 # Needs root (SlurmUser=root, munged runs as user munge) and Debian's slurm-wlm, slurmd, slurmctld
 # and munge (cluster/install-deps.sh --with-slurm).
 set -uo pipefail
+PATH=$PATH:/usr/sbin:/sbin  # munged, slurmctld and slurmd live there
 
 usage() { echo "usage: $0 start DIR [--watch PID] | env DIR | stop DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
@@ -20,10 +21,6 @@ cmd=$1; dir=$2; shift 2
 skip() { echo "local-slurm: cannot start Slurm: $*"; exit 77; }
 
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-
-env_lines() {
-  echo "export SLURM_CONF=$dir/slurm.conf"
-}
 
 # Stops only what DIR/pids names; runs from `stop` and from the watcher. Jobs are cancelled first:
 # with proctrack/linuxproc their slurmstepd and tasks would otherwise outlive slurmd.
@@ -55,12 +52,10 @@ stop_cluster() {
 
 # A TCP port nobody listens on (the standard 6817/6818 may belong to a real Slurm).
 free_port() {
-  local p
+  local p used; used=" $(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ') ${1:-} "
   for _ in $(seq 50); do
     p=$((20000 + RANDOM % 30000))
-    if ! ss -Htln 2>/dev/null | awk '{print $4}' | grep -qE ":$p\$" && [ "$p" != "${1:-}" ]; then
-      echo "$p"; return
-    fi
+    [[ $used == *" $p "* ]] || break
   done
   echo "$p"
 }
@@ -76,8 +71,6 @@ start_cluster() {
     command -v "$c" >/dev/null || skip "'$c' not found (install with cluster/install-deps.sh --with-slurm)"
   done
   id munge >/dev/null 2>&1 || skip "no user 'munge' (Debian's munge package creates it)"
-  [ -e /usr/lib/x86_64-linux-gnu/slurm-wlm/mpi_pmix.so ] || ls /usr/lib/*/slurm*/mpi_pmix.so >/dev/null 2>&1 \
-    || skip "Slurm's PMIx plugin mpi_pmix.so is missing"
   if [ -f "$dir/pids" ]; then
     local name pid
     while read -r name pid; do alive "$pid" && skip "$dir already runs $name (pid $pid); stop it first"; done < "$dir/pids"
@@ -113,8 +106,8 @@ start_cluster() {
 
   write_conf
   export SLURM_CONF=$dir/slurm.conf
-  # -D: stay in the foreground so $! is the daemon's PID; -i: ignore state from an earlier run.
-  slurmctld -D -i -f "$SLURM_CONF" </dev/null >"$dir/log/slurmctld.out" 2>&1 &
+  # -D: stay in the foreground so $! is the daemon's PID; -c: no jobs or node states from a last run.
+  slurmctld -D -c -f "$SLURM_CONF" </dev/null >"$dir/log/slurmctld.out" 2>&1 &
   echo "slurmctld $!" >> "$dir/pids"
   slurmd -D -f "$SLURM_CONF" </dev/null >"$dir/log/slurmd.out" 2>&1 &
   echo "slurmd $!" >> "$dir/pids"
@@ -130,6 +123,7 @@ start_cluster() {
     sleep 0.5
   done
   [ "$state" = idle ] || fail_start "the node is not idle after 30 s (sinfo says '${state:-nothing}'; see $dir/log)"
+  srun --mpi=list 2>&1 | grep -qw pmix || fail_start "Slurm has no PMIx plugin (srun --mpi=list)"
   echo "local-slurm: up in $dir (SLURM_CONF=$dir/slurm.conf)"
 }
 
@@ -175,6 +169,8 @@ SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 PlugStackConfig=$dir/plugstack.conf
+# No cgroups (none needed, so no cgroup.conf); task/affinity makes --cpu-bind=cores bind, and
+# distgan sizes its thread pool from that mask.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/affinity
 JobAcctGatherType=jobacct_gather/none
@@ -200,7 +196,8 @@ EOF
 
 case $cmd in
   start) start_cluster "$@" ;;
-  env) dir=$(cd "$dir" 2>/dev/null && pwd) || { echo "no such directory: $2" >&2; exit 1; }; env_lines ;;
+  env) dir=$(cd "$dir" 2>/dev/null && pwd) || { echo "no such directory: $2" >&2; exit 1; }
+    echo "export SLURM_CONF=$dir/slurm.conf" ;;
   stop)
     [ -d "$dir" ] || exit 0
     dir=$(cd "$dir" && pwd)
