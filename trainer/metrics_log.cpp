@@ -1,8 +1,6 @@
 #include "trainer/metrics_log.h"
 
 #include <cstdio>
-#include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
