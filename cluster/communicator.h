@@ -45,17 +45,24 @@ class Communicator {
   virtual void barrier() = 0;
   // Every rank's `values` (the same count on each), concatenated in rank order.
   virtual std::vector<double> allgather(const std::vector<double>& values) = 0;
+  // Where the caller is ("step 120"): named in the error of a collective that fails or times out.
+  virtual void set_label(const std::string& label) { (void)label; }
 };
 
 struct CommunicatorOptions {
   std::string backend = "auto";  // auto | mpi | nccl
   std::string device = "cpu";    // where the tensors live: cpu | cuda
+  int device_index = 0;          // cuda:<device_index> (the local rank) for nccl
   double timeout_s = 600;        // a collective taking longer is an error (cluster.collective_timeout_s)
 };
 
 // The backend that `options` asks for, on MPI_COMM_WORLD. `auto` is nccl for CUDA tensors when
 // compiled in, mpi otherwise. Throws ClusterError naming the backend when it cannot be had.
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options);
+
+// The backend make_communicator picks for `options` ("mpi" or "nccl"), or throws ClusterError: nccl
+// asked for without NCCL compiled in, nccl for CPU tensors, an unknown name.
+std::string choose_backend(const CommunicatorOptions& options);
 
 // Whether this build has the NCCL backend.
 bool nccl_compiled_in();

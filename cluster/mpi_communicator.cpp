@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "cluster/mpi_check.h"
+#include "cluster/nccl_communicator.h"
 
 namespace distgan::cluster {
 
@@ -25,15 +26,19 @@ MPI_Datatype mpi_type(const torch::Tensor& t, const char* op) {
 
 void check_tensor(const torch::Tensor& t, const char* op) {
   if (!t.is_contiguous()) throw ClusterError(std::string("mpi backend: ") + op + " needs a contiguous tensor");
-  if (!t.device().is_cpu())
-    throw ClusterError(std::string("mpi backend: ") + op + " of a tensor on " + t.device().str() +
-                       " (the MPI backend moves CPU tensors; use cluster.backend: nccl for GPU tensors)");
 }
+
+// MPI moves host memory: a tensor on a GPU is staged through a host copy (for tests of several ranks
+// sharing one GPU, where NCCL refuses to run; use nccl for speed).
+torch::Tensor host_side(const torch::Tensor& t) { return t.device().is_cpu() ? t : t.cpu(); }
 
 class MpiWork : public Work {
  public:
-  MpiWork(MPI_Request request, torch::Tensor tensor, bool average, int size, double timeout_s)
-      : request_(request), tensor_(std::move(tensor)), average_(average), size_(size), timeout_s_(timeout_s) {}
+  // `tensor` is what MPI works on; `target`, when defined, is the device tensor it is copied back to.
+  MpiWork(MPI_Request request, torch::Tensor tensor, torch::Tensor target, bool average, int size, double timeout_s,
+          std::string label)
+      : request_(request), tensor_(std::move(tensor)), target_(std::move(target)), average_(average), size_(size),
+        timeout_s_(timeout_s), label_(std::move(label)) {}
   ~MpiWork() override {
     if (done_) return;
     // While an exception unwinds (the job is about to be aborted) or after MPI is gone, waiting could
@@ -62,7 +67,8 @@ class MpiWork : public Work {
     while (!is_completed()) {
       if (std::chrono::duration<double>(Clock::now() - start).count() > timeout_s_) {
         done_ = true;  // never wait on it again
-        throw ClusterError("allreduce of " + std::to_string(tensor_.numel()) + " values did not complete within " +
+        throw ClusterError((label_.empty() ? "" : label_ + ": ") + "allreduce of " + std::to_string(tensor_.numel()) +
+                           " values did not complete within " +
                            std::to_string(static_cast<int>(timeout_s_)) +
                            " s (cluster.collective_timeout_s): a rank is dead or stuck");
       }
@@ -80,12 +86,14 @@ class MpiWork : public Work {
   void finish() {
     done_ = true;
     if (average_) tensor_.div_(size_);
+    if (target_.defined()) target_.copy_(tensor_);
   }
   MPI_Request request_;
-  torch::Tensor tensor_;
+  torch::Tensor tensor_, target_;
   bool average_;
   int size_;
   double timeout_s_;
+  std::string label_;
   bool done_ = false;
 };
 
@@ -110,15 +118,18 @@ std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const Al
   if (options.op == ReduceOp::kAverage && !tensor.is_floating_point())
     throw ClusterError("mpi backend: an average of integer values would be truncated; use a float tensor");
   const MPI_Op op = options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
+  torch::Tensor host = host_side(tensor);
   MPI_Request request;
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()), type, op, comm_,
-                           &request));
-  return std::make_unique<MpiWork>(request, tensor, options.op == ReduceOp::kAverage, size_, timeout_s_);
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), type, op, comm_, &request));
+  return std::make_unique<MpiWork>(request, host, host.is_same(tensor) ? torch::Tensor() : tensor,
+                                   options.op == ReduceOp::kAverage, size_, timeout_s_, label_);
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   check_tensor(tensor, "broadcast");
-  MPI_CHECK(MPI_Bcast(tensor.data_ptr(), static_cast<int>(tensor.numel()), mpi_type(tensor, "broadcast"), root, comm_));
+  torch::Tensor host = host_side(tensor);
+  MPI_CHECK(MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type(host, "broadcast"), root, comm_));
+  if (!host.is_same(tensor)) tensor.copy_(host);
 }
 
 void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
@@ -138,16 +149,28 @@ bool nccl_compiled_in() {
 #endif
 }
 
-std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
+std::string choose_backend(const CommunicatorOptions& options) {
   const bool cuda = options.device == "cuda";
   if (options.backend == "nccl" || (options.backend == "auto" && cuda && nccl_compiled_in())) {
     if (!nccl_compiled_in())
       throw ClusterError("cluster.backend: nccl was asked for, but this build has no NCCL backend "
                          "(rebuild with the CUDA toolkit and -DDISTGAN_WITH_NCCL=ON)");
-    throw ClusterError("cluster.backend: the nccl backend is not implemented yet; use cluster.backend: mpi");
+    if (!cuda)
+      throw ClusterError("cluster.backend: nccl moves GPU tensors; with cluster.device: cpu use cluster.backend: "
+                         "mpi (or auto)");
+    return "nccl";
   }
   if (options.backend != "mpi" && options.backend != "auto")
     throw ClusterError("cluster.backend: unknown backend '" + options.backend + "' (expected auto, mpi or nccl)");
+  return "mpi";
+}
+
+std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
+  if (choose_backend(options) == "nccl") {
+#ifdef DISTGAN_HAVE_NCCL
+    return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, options.device_index, options.timeout_s);
+#endif
+  }
   return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, options.timeout_s);
 }
 

@@ -1,5 +1,7 @@
-// The MPI backend of Communicator: non-blocking MPI collectives on CPU tensors (float32, float64,
-// int64) of MPI_COMM_WORLD (duplicated, so our traffic never mixes with anyone else's).
+// The MPI backend of Communicator: non-blocking MPI collectives (float32, float64, int64, int32,
+// uint8) on a duplicate of MPI_COMM_WORLD, so our traffic never mixes with anyone else's. CPU
+// tensors are used in place; GPU tensors are staged through host copies (so several ranks can
+// share one GPU in tests, which NCCL refuses).
 #pragma once
 
 #include <mpi.h>
@@ -23,12 +25,14 @@ class MpiCommunicator : public Communicator {
   void broadcast(torch::Tensor& tensor, int root) override;
   void barrier() override;
   std::vector<double> allgather(const std::vector<double>& values) override;
+  void set_label(const std::string& label) override { label_ = label; }
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
   double timeout_s_ = 600;
+  std::string label_;
 };
 
 }  // namespace distgan::cluster

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/torch.h>
 
 #include "cluster/mpi_check.h"
@@ -51,16 +52,33 @@ void keep_freed_host_memory() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-std::string select_device(const std::string& kind, int local_rank) {
+// Whether this LibTorch has its CUDA library: without it, the CUDA hooks are the stubs that throw.
+bool libtorch_has_cuda() {
+  try {
+    at::detail::getCUDAHooks().versionCUDART();
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string select_device(const std::string& kind, int local_rank, bool share_gpus) {
   if (kind == "cpu") return "cpu";
   if (kind != "cuda") throw ClusterError("cluster.device: unknown device '" + kind + "' (expected cpu or cuda)");
-  if (!torch::cuda::is_available())
-    throw ClusterError("cluster.device: cuda was asked for, but this LibTorch build has no CUDA (or no GPU is "
-                       "visible); use cluster.device: cpu");
+  if (!torch::cuda::is_available()) {
+    if (!libtorch_has_cuda())
+      throw ClusterError("cluster.device: cuda was asked for, but this LibTorch build has no CUDA (a CPU-only "
+                         "LibTorch such as Debian's); use cluster.device: cpu or build against a CUDA LibTorch");
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    throw ClusterError("cluster.device: cuda was asked for, but no GPU is visible to this rank (CUDA_VISIBLE_DEVICES=" +
+                       std::string(visible ? visible : "unset") + "); use cluster.device: cpu");
+  }
   const auto gpus = static_cast<int>(torch::cuda::device_count());
+  if (share_gpus) return "cuda:" + std::to_string(local_rank % gpus);
   if (local_rank >= gpus)
     throw ClusterError("cluster.device: local rank " + std::to_string(local_rank) + " needs cuda:" +
-                       std::to_string(local_rank) + " but this node has " + std::to_string(gpus) + " GPU(s)");
+                       std::to_string(local_rank) + " but this node has " + std::to_string(gpus) +
+                       " GPU(s); start one rank per GPU (or use cluster.backend: mpi to share GPUs)");
   return "cuda:" + std::to_string(local_rank);
 }
 

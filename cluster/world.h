@@ -56,8 +56,12 @@ int configure_compute_threads(int requested);
 // A training process's working set is the same every step, so holding it costs nothing extra.
 void keep_freed_host_memory();
 
+// Whether this LibTorch build has CUDA (Debian's has not). A GPU may still be absent.
+bool libtorch_has_cuda();
+
 // The device for this rank: "cpu", or "cuda:<local rank>" for "cuda". Throws ClusterError when
-// CUDA is asked for and this LibTorch has none, or the node has fewer GPUs than local ranks.
-std::string select_device(const std::string& kind, int local_rank);
+// CUDA is asked for and this LibTorch has none, or the node has fewer GPUs than local ranks, unless
+// `share_gpus` (the MPI backend, for tests): then local rank r uses cuda:<r mod GPUs>.
+std::string select_device(const std::string& kind, int local_rank, bool share_gpus = false);
 
 }  // namespace distgan::cluster

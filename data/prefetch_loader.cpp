@@ -79,7 +79,7 @@ Batch PrefetchLoader::make_batch(const std::vector<int64_t>& shard, int64_t epoc
   std::sort(out.indices.begin(), out.indices.end());
   std::vector<int64_t> shape{b};
   shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
-  out.data = torch::empty(shape, torch::kFloat32);
+  out.data = torch::empty(shape, torch::TensorOptions(torch::kFloat32).pinned_memory(options_.pin_memory));
   if (has_labels_) out.labels = torch::empty({b}, torch::kInt64);
   source_->read(out.indices, out.data.data_ptr<float>(), has_labels_ ? out.labels.data_ptr<int64_t>() : nullptr);
   return out;

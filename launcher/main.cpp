@@ -3,6 +3,12 @@
 #include <cstdlib>
 #include <string>
 
+#ifdef DISTGAN_HAVE_NCCL
+#include <nccl.h>
+#endif
+#include <torch/version.h>
+
+#include "cluster/world.h"
 #include "launcher/commands.h"
 #include "trainer/config.h"
 
@@ -15,13 +21,24 @@ std::string rank_prefix() {
   return "";
 }
 
+// "distgan 0.1.0 (LibTorch 1.13.0 without CUDA, NCCL 2.28.9 compiled in)": what this build can do.
+std::string version_text() {
+  std::string nccl = "no NCCL";
+#ifdef DISTGAN_HAVE_NCCL
+  nccl = "NCCL " + std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH) +
+         " compiled in";
+#endif
+  return std::string("distgan ") + DISTGAN_VERSION + " (LibTorch " + TORCH_VERSION +
+         (distgan::cluster::libtorch_has_cuda() ? " with CUDA" : " without CUDA") + ", " + nccl + ")";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace distgan::launcher;
   CLI::App app{"distgan: distributed GAN training on MPI ranks (LibTorch, HDF5, YAML)", "distgan"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "distgan 0.1.0");
+  app.set_version_flag("--version", version_text());
   app.footer("Run `distgan <command> --help` for the options of a command.");
   // Registered in this order, so the i-th subcommand of `app` runs with runners[i].
   const std::vector<Runner> runners{add_prep_command(app), add_inspect_command(app),

@@ -43,9 +43,9 @@ int check_on_all_ranks(const Config& config, const cluster::World& world, bool q
   int exit_code = kExitError;
   std::string summary;
   try {
+    rank_device(config, world.info().local_rank);  // first: the loader pins memory for a GPU
     data::PrefetchLoader loader(loader_options(config, world.rank(), world.size()));
     const data::Batch first = loader.next();
-    cluster::select_device(config.cluster.device, world.info().local_rank);
     build_models(model_spec(config, loader.sample_shape()));  // the model fits the data
     summary = "dataset " + config.data.path + config.data.dataset + ": " + std::to_string(loader.dataset_size()) +
               " samples, " + std::to_string(loader.batches_per_epoch()) + " batches of " +

@@ -1,10 +1,20 @@
 #include "trainer/adversarial_step.h"
 
+#include <cmath>
+
+#include "trainer/autocast.h"
 #include "trainer/optimizer_state.h"
 
 namespace distgan {
 
 namespace {
+
+// Under bf16 autocast a loss is only as good as its inputs: refuse to step on a NaN or infinity.
+void check_finite(const torch::Tensor& loss, const char* what) {
+  if (!std::isfinite(loss.item<double>()))
+    throw std::runtime_error(std::string("training.amp bf16: ") + what + " is not finite (" +
+                             std::to_string(loss.item<double>()) + "); train in float32 (training.amp: none)");
+}
 
 std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
   std::vector<torch::Tensor> stats;
@@ -61,6 +71,7 @@ void AdversarialStep::broadcast_optimizer_state(torch::optim::Adam& optimizer, c
 
 torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, bool for_g_step) {
   models_.generator->train();
+  BF16Autocast autocast(options_.amp_bf16);
   if (for_g_step) return models_.generator->forward(z);
   torch::NoGradGuard no_grad;
   return models_.generator->forward(z);
@@ -70,9 +81,14 @@ DStepStats AdversarialStep::d_step(const torch::Tensor& real, const torch::Tenso
   auto& d = models_.discriminator;
   d->train();
   reduce_d_->zero_grad();
-  const torch::Tensor real_logits = d->forward(real);
-  const torch::Tensor fake_logits = d->forward(fake.detach());
+  torch::Tensor real_logits, fake_logits;
+  {
+    BF16Autocast autocast(options_.amp_bf16);
+    real_logits = d->forward(real).to(torch::kFloat32);
+    fake_logits = d->forward(fake.detach()).to(torch::kFloat32);
+  }
   const torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
+  if (options_.amp_bf16) check_finite(loss, "loss_D");
   loss.backward();
   reduce_d_->average_gradients();
   comm_seconds_ += reduce_d_->last_wait_seconds();
@@ -92,7 +108,13 @@ double AdversarialStep::g_step(const torch::Tensor& fake) {
   for (auto& p : d_params) p.requires_grad_(false);
   torch::Tensor loss;
   try {
-    loss = generator_loss(options_.loss, models_.discriminator->forward(fake));
+    torch::Tensor logits;
+    {
+      BF16Autocast autocast(options_.amp_bf16);
+      logits = models_.discriminator->forward(fake).to(torch::kFloat32);
+    }
+    loss = generator_loss(options_.loss, logits);
+    if (options_.amp_bf16) check_finite(loss, "loss_G");
     loss.backward();
   } catch (...) {
     for (auto& p : d_params) p.requires_grad_(true);

@@ -23,6 +23,7 @@ struct StepOptions {
   double lr_g = 2e-4, lr_d = 2e-4;
   std::array<double, 2> betas_g{0.5, 0.999}, betas_d{0.5, 0.999};
   int64_t bucket_bytes = cluster::kDefaultBucketBytes;
+  bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32, checked finite
 };
 
 struct DStepStats {

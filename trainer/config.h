@@ -43,6 +43,7 @@ struct TrainingConfig {
   std::array<double, 2> betas_d{0.5, 0.999};
   int64_t n_critic = 1;
   int64_t seed = 0;
+  std::string amp = "none";  // none | bf16 (autocast of the forward passes on CUDA)
 };
 
 struct CheckpointConfig {

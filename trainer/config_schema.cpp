@@ -179,6 +179,8 @@ std::vector<ConfigKey> build_schema() {
       pair_key("training", &C::training, "betas_d", &T::betas_d, "discriminator Adam betas"),
       int_key("training", &C::training, "n_critic", &T::n_critic, 1, 100, "discriminator steps per generator step"),
       int_key("training", &C::training, "seed", &T::seed, 0, kBig, "seed of the data order, init and noise"),
+      string_key("training", &C::training, "amp", &T::amp, {"none", "bf16"},
+                 "bf16: autocast the forward passes to bfloat16 (CUDA only)"),
 
       int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
               "write a checkpoint every this many steps (0: only at the end)"),

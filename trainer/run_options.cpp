@@ -1,5 +1,7 @@
 #include "trainer/run_options.h"
 
+#include "cluster/world.h"
+
 namespace distgan {
 
 int64_t per_rank_batch(const Config& config, int world_size) {
@@ -26,7 +28,25 @@ data::LoaderOptions loader_options(const Config& config, int rank, int world_siz
   o.shuffle = config.data.shuffle;
   o.remainder = data::parse_remainder(config.data.remainder);
   o.prefetch_batches = static_cast<int>(config.data.prefetch_batches);
+  o.pin_memory = config.cluster.device == "cuda";  // asynchronous host-to-device copies
   return o;
+}
+
+cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank) {
+  cluster::CommunicatorOptions o;
+  o.backend = config.cluster.backend;
+  o.device = config.cluster.device;
+  o.device_index = local_rank;
+  o.timeout_s = static_cast<double>(config.cluster.collective_timeout_s);
+  return o;
+}
+
+std::string rank_device(const Config& config, int local_rank) {
+  if (config.training.amp == "bf16" && config.cluster.device != "cuda")
+    throw ConfigError("training.amp: bf16 autocast needs cluster.device: cuda (on CPU use training.amp: none)");
+  const cluster::CommunicatorOptions o = communicator_options(config, local_rank);
+  // The MPI backend stages through host memory, so ranks may share a GPU; NCCL needs one GPU each.
+  return cluster::select_device(config.cluster.device, local_rank, cluster::choose_backend(o) == "mpi");
 }
 
 }  // namespace distgan

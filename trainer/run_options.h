@@ -2,6 +2,7 @@
 // rank and world size at hand. Settings that depend on the world size are checked here.
 #pragma once
 
+#include "cluster/communicator.h"
 #include "data/prefetch_loader.h"
 #include "trainer/config.h"
 
@@ -11,5 +12,12 @@ namespace distgan {
 int64_t per_rank_batch(const Config& config, int world_size);
 
 data::LoaderOptions loader_options(const Config& config, int rank, int world_size);
+
+// The communicator for this rank's local rank (the GPU it drives).
+cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank);
+
+// This rank's device ("cpu" or "cuda:N"), checked: CUDA present, one GPU per local rank unless the
+// MPI backend shares GPUs, bf16 autocast only on CUDA. Throws ConfigError or cluster::ClusterError.
+std::string rank_device(const Config& config, int local_rank);
 
 }  // namespace distgan

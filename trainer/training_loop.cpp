@@ -103,7 +103,8 @@ class Run {
   ResumeSource source_;                       // rank 0, while resuming
   std::vector<std::string> allowed_changes_;  // rank 0: config keys changed on resume
   ModelSpec spec_;
-  at::Generator noise_;
+  at::Generator noise_;                    // on the host, so its state is checkpointed alike on CPU and GPU
+  torch::Device device_ = torch::kCPU;
   torch::Tensor fixed_noise_;
   torch::Tensor real_points_;  // for 2-D scatter plots
   Clock::time_point started_ = Clock::now();
@@ -190,10 +191,12 @@ void Run::restore_state(int threads, int64_t per_rank) {
     }
   }
   if (world_.rank() != 0) return;
-  std::printf("distgan: training %s (G %lld, D %lld parameters) on %d rank(s), %d thread(s) each, batch %lld "
-              "(%lld per rank), %lld steps; run directory %s\n",
+  std::printf("distgan: training %s (G %lld, D %lld parameters) on %d rank(s) (%s, %s backend%s), %d thread(s) "
+              "each, batch %lld (%lld per rank), %lld steps; run directory %s\n",
               spec_.name.c_str(), static_cast<long long>(parameter_count(*step_->models().generator)),
-              static_cast<long long>(parameter_count(*step_->models().discriminator)), world_.size(), threads,
+              static_cast<long long>(parameter_count(*step_->models().discriminator)), world_.size(),
+              device_.is_cuda() ? "cuda" : "cpu", comm_->name().c_str(),
+              config_.training.amp == "bf16" ? ", bf16 autocast" : "", threads,
               static_cast<long long>(global_batch_), static_cast<long long>(per_rank),
               static_cast<long long>(config_.training.steps), run_dir_.c_str());
   if (resumed_world_size_ > 0) {
@@ -244,9 +247,9 @@ void Run::write_samples(const std::string& name) {
   if (world_.rank() != 0) return;
   const fs::path path = run_dir_ / "samples" / (name + ".png");
   if (spec_.sample_shape.size() == 3) {
-    write_png(path.string(), image_grid(step_->sample(fixed_noise_), 8));
+    write_png(path.string(), image_grid(step_->sample(fixed_noise_).cpu(), 8));
   } else if (spec_.sample_shape[0] >= 2) {  // a scatter plot of the first two coordinates
-    write_png(path.string(), scatter_plot(real_points_, step_->sample(fixed_noise_)));
+    write_png(path.string(), scatter_plot(real_points_, step_->sample(fixed_noise_).cpu()));
   }
 }
 
@@ -300,11 +303,8 @@ TrainingOutcome Run::execute() {
   cluster::install_preemption_handlers();
   const int threads = cluster::configure_compute_threads(static_cast<int>(config_.cluster.threads));
   cluster::keep_freed_host_memory();
-  const std::string device = cluster::select_device(config_.cluster.device, world_.info().local_rank);
-  if (device != "cpu")
-    throw std::runtime_error("cluster.device: training on " + device + " arrives with the NCCL/GPU issue");
-  comm_ = cluster::make_communicator({config_.cluster.backend, config_.cluster.device,
-                                      static_cast<double>(config_.cluster.collective_timeout_s)});
+  device_ = torch::Device(rank_device(config_, world_.info().local_rank));
+  comm_ = cluster::make_communicator(communicator_options(config_, world_.info().local_rank));
   global_batch_ = config_.training.batch_size;
   resolve_resume();
 
@@ -322,13 +322,17 @@ TrainingOutcome Run::execute() {
   so.betas_g = config_.training.betas_g;
   so.betas_d = config_.training.betas_d;
   so.bucket_bytes = static_cast<int64_t>(config_.cluster.bucket_mb * 1024 * 1024);
-  step_ = std::make_unique<AdversarialStep>(build_models(spec_), *comm_, so);
+  so.amp_bf16 = config_.training.amp == "bf16";
+  GanModels models = build_models(spec_);  // initialised on the host (same values on CPU and GPU runs)
+  models.generator->to(device_);
+  models.discriminator->to(device_);
+  step_ = std::make_unique<AdversarialStep>(std::move(models), *comm_, so);
   restore_state(threads, lo.batch_size);
 
   const auto seed = static_cast<uint64_t>(config_.training.seed);
   at::Generator sample_noise = at::detail::createCPUGenerator(mix(seed ^ kSampleStream));
   const bool images = spec_.sample_shape.size() == 3;
-  fixed_noise_ = torch::randn({images ? kGridSamples : kScatterSamples, spec_.z_dim}, sample_noise);
+  fixed_noise_ = torch::randn({images ? kGridSamples : kScatterSamples, spec_.z_dim}, sample_noise).to(device_);
   prepare_run_directory();
   if (!images && world_.rank() == 0) {  // real points for the scatter plots: a few batches from a fresh reader
     data::LoaderOptions rl = loader_options(config_, 0, 1);
@@ -345,6 +349,7 @@ TrainingOutcome Run::execute() {
   const int64_t every = config_.checkpoint.every;
   Interval interval;
   for (int64_t s = position_.step + 1; s <= config_.training.steps; ++s) {
+    comm_->set_label("step " + std::to_string(s));
     torch::Tensor fake;
     data::Batch batch;
     for (int64_t c = 0; c < n_critic; ++c) {
@@ -352,8 +357,11 @@ TrainingOutcome Run::execute() {
       batch = loader_->next();
       interval.data_s += seconds(t0, Clock::now());
       const bool last = c == n_critic - 1;
-      fake = step_->generate_for_step(torch::randn({per_rank, spec_.z_dim}, noise_), last);
-      const DStepStats d = step_->d_step(batch.data, fake);
+      // Pinned host batches copy asynchronously while the G forward runs.
+      const torch::Tensor real = batch.data.to(device_, /*non_blocking=*/true);
+      const torch::Tensor z = torch::randn({per_rank, spec_.z_dim}, noise_).to(device_, /*non_blocking=*/true);
+      fake = step_->generate_for_step(z, last);
+      const DStepStats d = step_->d_step(real, fake);
       interval.loss_d += d.loss_d;
       interval.d_real += d.d_real;
       interval.d_fake += d.d_fake;

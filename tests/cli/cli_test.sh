@@ -7,6 +7,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 enter_test_dir
 
+expect_ok "--version names the LibTorch and whether NCCL is in" "^distgan [0-9.]+ \(LibTorch [0-9.]+ with(out)? CUDA, (NCCL [0-9.]+ compiled in|no NCCL)\)$" \
+  "$DISTGAN" --version
+# Where the CUDA toolkit is (the build machines, CI), the NCCL backend must be compiled in.
+if [ -f /usr/local/cuda/include/nccl.h ]; then
+  expect_ok "the NCCL backend is compiled in where the toolkit is" "NCCL [0-9.]+ compiled in" "$DISTGAN" --version
+fi
+if "$DISTGAN" --version | grep -q "without CUDA"; then
+  expect_fail 1 "cuda on a CPU-only LibTorch is refused at start" "this LibTorch build has no CUDA" \
+    "$DISTGAN" train --set cluster.device=cuda --set data.path=/nonexistent.h5 --check
+fi
+
 # --- help lists every subcommand and its options ---
 expect_ok "top-level help" "prep" "$DISTGAN" --help
 expect_ok "top-level help lists train" "train" "$DISTGAN" --help

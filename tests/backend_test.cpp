@@ -1,0 +1,77 @@
+// Backend and device selection, and the error paths that need no GPU.
+#include <gtest/gtest.h>
+
+#include "cluster/communicator.h"
+#include "cluster/mpi_check.h"
+#include "cluster/world.h"
+#include "tests/test_util.h"
+#include "trainer/run_options.h"
+
+namespace distgan {
+namespace {
+
+using testing::error_message;
+
+cluster::CommunicatorOptions options(const std::string& backend, const std::string& device) {
+  cluster::CommunicatorOptions o;
+  o.backend = backend;
+  o.device = device;
+  return o;
+}
+
+TEST(BackendChoice, AutoIsMpiOnCpuAndNcclOnCudaWhenCompiledIn) {
+  EXPECT_EQ(cluster::choose_backend(options("auto", "cpu")), "mpi");
+  EXPECT_EQ(cluster::choose_backend(options("mpi", "cpu")), "mpi");
+  EXPECT_EQ(cluster::choose_backend(options("mpi", "cuda")), "mpi");  // staged through host memory
+  EXPECT_EQ(cluster::choose_backend(options("auto", "cuda")), cluster::nccl_compiled_in() ? "nccl" : "mpi");
+}
+
+TEST(BackendChoice, NcclForCpuTensorsOrWithoutNcclAndUnknownNamesAreRefused) {
+  const std::string cpu = error_message<cluster::ClusterError>([] { cluster::choose_backend(options("nccl", "cpu")); });
+  if (cluster::nccl_compiled_in()) {
+    EXPECT_NE(cpu.find("nccl moves GPU tensors; with cluster.device: cpu use cluster.backend: mpi"), std::string::npos)
+        << cpu;
+    EXPECT_EQ(cluster::choose_backend(options("nccl", "cuda")), "nccl");
+  } else {
+    EXPECT_NE(cpu.find("this build has no NCCL backend"), std::string::npos) << cpu;
+  }
+  EXPECT_NE(error_message<cluster::ClusterError>([] { cluster::choose_backend(options("gloo", "cpu")); })
+                .find("unknown backend 'gloo' (expected auto, mpi or nccl)"),
+            std::string::npos);
+}
+
+TEST(DeviceChoice, CudaOnACpuOnlyLibTorchSaysSo) {
+  EXPECT_EQ(cluster::select_device("cpu", 3), "cpu");
+  EXPECT_NE(error_message<cluster::ClusterError>([] { cluster::select_device("tpu", 0); })
+                .find("unknown device 'tpu' (expected cpu or cuda)"),
+            std::string::npos);
+  if (cluster::libtorch_has_cuda()) GTEST_SKIP() << "this LibTorch has CUDA";
+  EXPECT_NE(error_message<cluster::ClusterError>([] { cluster::select_device("cuda", 0); })
+                .find("this LibTorch build has no CUDA"),
+            std::string::npos);
+}
+
+TEST(DeviceChoice, Bf16AutocastNeedsCuda) {
+  Config config;
+  config.training.amp = "bf16";
+  EXPECT_NE(error_message<ConfigError>([&] { rank_device(config, 0); })
+                .find("training.amp: bf16 autocast needs cluster.device: cuda"),
+            std::string::npos);
+  config.training.amp = "none";
+  EXPECT_EQ(rank_device(config, 0), "cpu");
+  const auto o = communicator_options(config, 2);
+  EXPECT_EQ(o.device_index, 2);
+  EXPECT_EQ(o.timeout_s, 600.0);
+}
+
+TEST(DeviceChoice, AGpuPerLocalRankUnlessTheMpiBackendSharesThem) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  EXPECT_EQ(cluster::select_device("cuda", gpus, /*share_gpus=*/true), "cuda:0");
+  EXPECT_NE(error_message<cluster::ClusterError>([&] { cluster::select_device("cuda", gpus); })
+                .find("start one rank per GPU"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace distgan
