@@ -12,7 +12,15 @@ endmacro()
 
 distgan_require(Torch libtorch-dev)
 distgan_require(MPI libopenmpi-dev COMPONENTS CXX)
-distgan_require(HDF5 libhdf5-dev COMPONENTS C)
+# HDF5 from a private prefix (bench/gpu-check.sh on a machine without Debian's -dev packages): the
+# header directory and library given directly, since FindHDF5 would ask the h5cc wrapper.
+if(DISTGAN_HDF5_INCLUDE_DIR AND DISTGAN_HDF5_LIBRARY)
+  add_library(distgan_hdf5 INTERFACE)
+  target_include_directories(distgan_hdf5 SYSTEM INTERFACE ${DISTGAN_HDF5_INCLUDE_DIR})
+  target_link_libraries(distgan_hdf5 INTERFACE ${DISTGAN_HDF5_LIBRARY})
+else()
+  distgan_require(HDF5 libhdf5-dev COMPONENTS C)
+endif()
 distgan_require(yaml-cpp libyaml-cpp-dev)
 distgan_require(PNG libpng-dev)
 distgan_require(ZLIB zlib1g-dev)
