@@ -61,7 +61,9 @@ if [ -n "$nccl_dir" ] && [ -f "$nccl_dir/include/nccl.h" ]; then
   mkdir -p "$gpu/nccl/lib"
   ln -sfn "$nccl_dir/include" "$gpu/nccl/include"
   ln -sf "$nccl_dir/lib/libnccl.so.2" "$gpu/nccl/lib/libnccl.so"
+  ln -sf "$nccl_dir/lib/libnccl.so.2" "$gpu/nccl/lib/libnccl.so.2"  # the soname distgan loads at run time
   export NCCL_HOME=$gpu/nccl
+  export LD_LIBRARY_PATH=$gpu/nccl/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   say "NCCL from PyTorch's wheel: $nccl_dir"
 fi
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
@@ -73,8 +75,8 @@ if [ ! -f "$prefix/.done" ]; then
   rm -rf "$prefix"; mkdir -p "$prefix"
   for deb in "$gpu"/debs/*.deb; do
     if command -v dpkg-deb >/dev/null; then dpkg-deb -x "$deb" "$prefix"
-    else (cd "$prefix" && ar p "$deb" "$(ar t "$deb" | grep '^data.tar')" | tar -x --auto-compress -f - 2>/dev/null ||
-          ar p "$deb" data.tar.xz | tar -xJ); fi
+    else (cd "$prefix" && ar p "$deb" "$(ar t "$deb" | grep '^data.tar')" | tar -xJf -); fi ||
+      fail "cannot unpack $deb (needs dpkg-deb, or ar and xz)"
   done
   # A runtime library the machine has already: the prefix's copy becomes a link to the machine's,
   # so one copy is loaded (and the -dev links of the prefix still resolve).
@@ -159,10 +161,11 @@ for batch in 64 512; do
        --set training.batch_size=$batch; then
     read -r d c < <(rate "$work/bench$batch/metrics.jsonl")
   fi
+  d=${d:--} c=${c:--} e=${e:--} t=${t:--}
   e=$($py bench/peer/dcgan_gpu.py --data "$data" --batch $batch --steps "$steps" 2>/dev/null | tail -n 1 |
-      $py -c 'import json,sys; print(f"{json.loads(sys.stdin.read())[\"images_per_s\"]:.0f}")') || e=-
+      $py -c 'import json, sys; print("%.0f" % json.load(sys.stdin)["images_per_s"])') || e=-
   t=$($py bench/peer/dcgan_gpu.py --data "$data" --batch $batch --steps "$steps" --compile 2>/dev/null | tail -n 1 |
-      $py -c 'import json,sys; print(f"{json.loads(sys.stdin.read())[\"images_per_s\"]:.0f}")') || t=-
+      $py -c 'import json, sys; print("%.0f" % json.load(sys.stdin)["images_per_s"])') || t=-
   ratio=$($py -c "print(f'{$d / $e:.2f}')" 2>/dev/null || echo -)
   ratio_c=$($py -c "print(f'{$d / $t:.2f}')" 2>/dev/null || echo -)
   rows+="| $batch | $d | $e | $t | $ratio | $ratio_c | $c |"$'\n'

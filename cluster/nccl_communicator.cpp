@@ -8,6 +8,10 @@
 
 #include "cluster/mpi_check.h"
 
+#if NCCL_VERSION_CODE < NCCL_VERSION(2, 10, 0)
+#error "distgan needs NCCL 2.10 or newer (ncclAvg, ncclBfloat16)"
+#endif
+
 namespace distgan::cluster {
 
 namespace {
@@ -25,9 +29,7 @@ ncclDataType_t nccl_type(const torch::Tensor& t, const char* op) {
     case torch::kFloat32: return ncclFloat32;
     case torch::kFloat64: return ncclFloat64;
     case torch::kFloat16: return ncclFloat16;
-#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 10, 0)
     case torch::kBFloat16: return ncclBfloat16;
-#endif
     case torch::kInt64: return ncclInt64;
     case torch::kInt32: return ncclInt32;
     case torch::kUInt8: return ncclUint8;
@@ -131,6 +133,7 @@ void NcclCommunicator::order_after_compute() {
 }
 
 void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
+  if (aborted_) throw ClusterError("nccl backend: " + what + ": the communicator was aborted after an earlier failure");
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   for (;;) {

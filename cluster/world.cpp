@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
 #include "cluster/mpi_check.h"
@@ -50,6 +51,11 @@ void keep_freed_host_memory() {
   constexpr int kMaxMmapThreshold = 32 << 20;  // glibc's upper limit on 64-bit
   mallopt(M_MMAP_THRESHOLD, kMaxMmapThreshold);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+void make_current_device(const std::string& device) {
+  const torch::Device d(device);
+  if (d.is_cuda()) c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(d);
 }
 
 // Whether this LibTorch has its CUDA library: without it, the CUDA hooks are the stubs that throw.

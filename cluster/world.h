@@ -56,6 +56,10 @@ int configure_compute_threads(int requested);
 // A training process's working set is the same every step, so holding it costs nothing extra.
 void keep_freed_host_memory();
 
+// Makes `device` ("cpu" or "cuda:N") the calling thread's current CUDA device, so that the CUDA
+// context, pinned host memory and raw CUDA calls of this thread belong to this rank's GPU, not GPU 0.
+void make_current_device(const std::string& device);
+
 // Whether this LibTorch build has CUDA (Debian's has not). A GPU may still be absent.
 bool libtorch_has_cuda();
 

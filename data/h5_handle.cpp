@@ -29,6 +29,18 @@ std::string h5_last_error() {
   return chain.api + " (" + chain.specific + ")";
 }
 
+void require_threadsafe_hdf5() {
+  hbool_t threadsafe = 0;
+  if (H5is_library_threadsafe(&threadsafe) < 0 || !threadsafe) {
+    unsigned major = 0, minor = 0, release = 0;
+    H5get_libversion(&major, &minor, &release);
+    throw DataError("the HDF5 library (" + std::to_string(major) + "." + std::to_string(minor) + "." +
+                    std::to_string(release) +
+                    ") is not a thread-safe build; distgan reads and writes HDF5 from several threads. Use a "
+                    "build configured with --enable-threadsafe (Debian's libhdf5 is one)");
+  }
+}
+
 void h5_write_string_attribute(hid_t loc, const std::string& key, const std::string& value,
                                const std::string& context) {
   H5Handle type(h5_check(H5Tcopy(H5T_C_S1), context), H5Tclose);

@@ -44,6 +44,11 @@ class H5Handle {
   Closer closer_ = nullptr;
 };
 
+// Throws DataError unless this HDF5 library is a thread-safe build: training reads on the loader
+// thread while checkpoints are written on another (Debian's libhdf5 is thread-safe; many
+// hand-built ones are not, and would corrupt memory or files).
+void require_threadsafe_hdf5();
+
 // Silences HDF5's automatic error-stack printing for the calling thread: we report errors ourselves.
 void h5_silence_errors();
 

@@ -1,5 +1,7 @@
 #include "data/prefetch_loader.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include <algorithm>
 
 namespace distgan::data {
@@ -79,7 +81,7 @@ Batch PrefetchLoader::make_batch(const std::vector<int64_t>& shard, int64_t epoc
   std::sort(out.indices.begin(), out.indices.end());
   std::vector<int64_t> shape{b};
   shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
-  out.data = torch::empty(shape, torch::TensorOptions(torch::kFloat32).pinned_memory(options_.pin_memory));
+  out.data = torch::empty(shape, torch::TensorOptions(torch::kFloat32).pinned_memory(options_.pin_for_cuda_device >= 0));
   if (has_labels_) out.labels = torch::empty({b}, torch::kInt64);
   source_->read(out.indices, out.data.data_ptr<float>(), has_labels_ ? out.labels.data_ptr<int64_t>() : nullptr);
   return out;
@@ -87,6 +89,9 @@ Batch PrefetchLoader::make_batch(const std::vector<int64_t>& shard, int64_t epoc
 
 void PrefetchLoader::run() {
   try {
+    if (options_.pin_for_cuda_device >= 0)  // pinned memory is allocated against the current device
+      c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
+          ->setDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(options_.pin_for_cuda_device)));
     ShardSpec spec{size_, options_.world_size, options_.rank, options_.batch_size,
                    options_.seed, options_.shuffle, options_.remainder};
     for (int64_t epoch = options_.start_epoch;; ++epoch) {

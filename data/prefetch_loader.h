@@ -32,7 +32,8 @@ struct LoaderOptions {
   bool shuffle = true;
   Remainder remainder = Remainder::kDrop;
   int prefetch_batches = 4;     // queue depth: memory is about this many batches
-  bool pin_memory = false;      // batches in page-locked memory (a CUDA LibTorch), for async copies to a GPU
+  int pin_for_cuda_device = -1; // >= 0: batches in page-locked memory for async copies to cuda:<this>
+                                // (a CUDA LibTorch); the loader thread makes that device current
   int64_t start_epoch = 0;      // where to begin (resume)
   int64_t start_batch = 0;      // batch within start_epoch
 };

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "cluster/preemption.h"
 #include "cluster/world.h"
 #include "launcher/commands.h"
 #include "trainer/checkpoint.h"
@@ -94,6 +95,9 @@ Runner add_train_command(CLI::App& app, int* argc, char*** argv) {
       std::fputs(print_config(config).c_str(), stdout);
       return kExitOk;
     }
+    // From here a SIGTERM/SIGUSR1 (Slurm, mpirun) is recorded, not fatal: training acts on it at the
+    // first step boundary, so a signal during start-up still ends in a checkpoint and exit 75.
+    cluster::install_preemption_handlers();
     cluster::World world(argc, argv);
     if (o->check) return check_on_all_ranks(config, world);
     // Validate on every rank first: a bad config or dataset ends every rank cleanly, without MPI_Abort.

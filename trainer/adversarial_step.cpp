@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "trainer/agreed_failure.h"
 #include "trainer/autocast.h"
 #include "trainer/optimizer_state.h"
 
@@ -9,11 +10,16 @@ namespace distgan {
 
 namespace {
 
-// Under bf16 autocast a loss is only as good as its inputs: refuse to step on a NaN or infinity.
-void check_finite(const torch::Tensor& loss, const char* what) {
-  if (!std::isfinite(loss.item<double>()))
-    throw std::runtime_error(std::string("training.amp bf16: ") + what + " is not finite (" +
-                             std::to_string(loss.item<double>()) + "); train in float32 (training.amp: none)");
+// Under bf16 autocast a loss is only as good as its inputs: no rank steps on a NaN or infinity. The
+// ranks agree first (one tiny all-reduce), so all stop together with one message.
+void check_finite(cluster::Communicator& comm, const torch::Tensor& loss, const char* what) {
+  const double value = loss.item<double>();
+  torch::Tensor bad = torch::tensor({std::isfinite(value) ? 0.0 : 1.0}, torch::kFloat64);
+  comm.allreduce(bad, {cluster::ReduceOp::kMax})->wait();
+  if (bad.item<double>() != 0)
+    throw AgreedFailure(std::string("training.amp bf16: ") + what + " is not finite on some rank (this rank: " +
+                            std::to_string(value) + "); train in float32 (training.amp: none)",
+                        1, comm.rank() == 0);
 }
 
 std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
@@ -88,7 +94,7 @@ DStepStats AdversarialStep::d_step(const torch::Tensor& real, const torch::Tenso
     fake_logits = d->forward(fake.detach()).to(torch::kFloat32);
   }
   const torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
-  if (options_.amp_bf16) check_finite(loss, "loss_D");
+  if (options_.amp_bf16) check_finite(comm_, loss, "loss_D");
   loss.backward();
   reduce_d_->average_gradients();
   comm_seconds_ += reduce_d_->last_wait_seconds();
@@ -114,7 +120,7 @@ double AdversarialStep::g_step(const torch::Tensor& fake) {
       logits = models_.discriminator->forward(fake).to(torch::kFloat32);
     }
     loss = generator_loss(options_.loss, logits);
-    if (options_.amp_bf16) check_finite(loss, "loss_G");
+    if (options_.amp_bf16) check_finite(comm_, loss, "loss_G");
     loss.backward();
   } catch (...) {
     for (auto& p : d_params) p.requires_grad_(true);

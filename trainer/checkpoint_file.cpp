@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <charconv>
+#include <filesystem>
 #include <cstdio>
 #include <sstream>
 
@@ -129,12 +130,25 @@ void write_checkpoint_file(const std::string& path, const CheckpointData& data) 
 
 CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   data::h5_silence_errors();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw DataError(path + ": no such checkpoint file");
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     const std::string detail = data::h5_last_error();
     throw DataError(path + ": not a readable HDF5 file (truncated or not a checkpoint)" +
                     (detail.empty() ? "" : ": " + detail));
   }
   file_ = h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open");
+  try {
+    load_metadata();
+  } catch (...) {
+    H5Fclose(file_);  // the destructor does not run for a throwing constructor
+    file_ = -1;
+    throw;
+  }
+}
+
+void CheckpointReader::load_metadata() {
+  const std::string& path = path_;
   std::vector<std::string> names;
   hsize_t index = 0;
   h5_check(H5Aiterate2(file_, H5_INDEX_NAME, H5_ITER_INC, &index, collect_attribute_name, &names),

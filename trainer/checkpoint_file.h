@@ -71,6 +71,7 @@ class CheckpointReader {
     size_t order;
   };
   torch::Tensor read_checked(const std::string& name, const Entry& entry);
+  void load_metadata();  // attributes, checksum, manifest
 
   std::string path_;
   int64_t file_ = -1;  // hid_t

@@ -67,7 +67,8 @@ void CheckpointWriter::run() {
       if (ec) throw data::DataError(directory_ + ": cannot create the checkpoint directory: " + ec.message());
       write_checkpoint_file(job.first, job.second);
       written.path = job.first;
-      written.bytes = static_cast<int64_t>(std::filesystem::file_size(job.first, ec));
+      const auto size = std::filesystem::file_size(job.first, ec);
+      written.bytes = ec ? 0 : static_cast<int64_t>(size);
       prune_checkpoints(directory_, keep_);
     } catch (...) {
       failure = std::current_exception();

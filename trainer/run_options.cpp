@@ -28,7 +28,6 @@ data::LoaderOptions loader_options(const Config& config, int rank, int world_siz
   o.shuffle = config.data.shuffle;
   o.remainder = data::parse_remainder(config.data.remainder);
   o.prefetch_batches = static_cast<int>(config.data.prefetch_batches);
-  o.pin_memory = config.cluster.device == "cuda";  // asynchronous host-to-device copies
   return o;
 }
 

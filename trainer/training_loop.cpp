@@ -11,6 +11,7 @@
 
 #include "cluster/communicator.h"
 #include "cluster/preemption.h"
+#include "data/h5_handle.h"
 #include "data/prefetch_loader.h"
 #include "trainer/adversarial_step.h"
 #include "trainer/checkpoint.h"
@@ -300,10 +301,12 @@ bool Run::preemption_agreed() {
 }
 
 TrainingOutcome Run::execute() {
-  cluster::install_preemption_handlers();
+  cluster::install_preemption_handlers();  // again (idempotent), for callers other than the launcher
+  data::require_threadsafe_hdf5();
   const int threads = cluster::configure_compute_threads(static_cast<int>(config_.cluster.threads));
   cluster::keep_freed_host_memory();
   device_ = torch::Device(rank_device(config_, world_.info().local_rank));
+  cluster::make_current_device(device_.str());
   comm_ = cluster::make_communicator(communicator_options(config_, world_.info().local_rank));
   global_batch_ = config_.training.batch_size;
   resolve_resume();
@@ -311,6 +314,7 @@ TrainingOutcome Run::execute() {
   data::LoaderOptions lo = loader_options(config_, world_.rank(), world_.size());
   lo.start_epoch = position_.epoch;
   lo.start_batch = position_.epoch_position / global_batch_;
+  if (device_.is_cuda()) lo.pin_for_cuda_device = device_.index();
   loader_ = std::make_unique<data::PrefetchLoader>(lo);
   spec_ = model_spec(config_, loader_->sample_shape());
 

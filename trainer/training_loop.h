@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cluster/world.h"
+#include "trainer/agreed_failure.h"
 #include "trainer/config.h"
 
 namespace distgan {
@@ -18,20 +19,6 @@ inline constexpr int kExitPreempted = 75;
 enum class TrainingOutcome {
   kCompleted,  // training.steps reached; final checkpoint, model file and samples written
   kPreempted,  // a SIGTERM/SIGUSR1 reached some rank: every rank stopped at the same step after a checkpoint
-};
-
-// A failure that every rank knows about (rank 0 found it and told the others): each rank exits
-// with exit_code() and the job needs no abort. Its message is printed once, by rank 0.
-class AgreedFailure : public std::runtime_error {
- public:
-  AgreedFailure(const std::string& message, int exit_code, bool print)
-      : std::runtime_error(message), exit_code_(exit_code), print_(print) {}
-  int exit_code() const { return exit_code_; }
-  bool should_print() const { return print_; }
-
- private:
-  int exit_code_;
-  bool print_;
 };
 
 // Trains `config` on this rank of `world`. `resume` is "" (a new run), "auto" (the newest valid

@@ -1,0 +1,23 @@
+// A failure that every rank knows about at the same point (rank 0 found it and told the others,
+// or all ranks agreed through a collective): each rank exits with exit_code() and the job needs no
+// MPI_Abort. Its message is printed once, by the rank where should_print() is true.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace distgan {
+
+class AgreedFailure : public std::runtime_error {
+ public:
+  AgreedFailure(const std::string& message, int exit_code, bool print)
+      : std::runtime_error(message), exit_code_(exit_code), print_(print) {}
+  int exit_code() const { return exit_code_; }
+  bool should_print() const { return print_; }
+
+ private:
+  int exit_code_;
+  bool print_;
+};
+
+}  // namespace distgan
