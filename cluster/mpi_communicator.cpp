@@ -1,6 +1,7 @@
 #include "cluster/mpi_communicator.h"
 
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <thread>
 
@@ -32,13 +33,43 @@ void check_tensor(const torch::Tensor& t, const char* op) {
 // sharing one GPU, where NCCL refuses to run; use nccl for speed).
 torch::Tensor host_side(const torch::Tensor& t) { return t.device().is_cpu() ? t : t.cpu(); }
 
+// The collective watchdog: polls `request` until it completes or `timeout_s` passes. Polling (with a
+// 20 us sleep that keeps it off the other rank's core) instead of blocking turns a dead or stuck peer
+// into an error naming the collective, this rank, the caller's label (the step) and the wait.
+void wait_with_deadline(MPI_Request& request, const std::string& what, int rank, const std::string& label,
+                        double timeout_s) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  for (;;) {
+    int done = 0;
+    const int rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Test(" + what + ")").c_str(), __FILE__, __LINE__);
+    if (done) return;
+    const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+    if (waited > timeout_s) {
+      char text[64];
+      std::snprintf(text, sizeof(text), "%.1f", waited);
+      throw ClusterError("collective watchdog: rank " + std::to_string(rank) + (label.empty() ? "" : ", " + label) +
+                         ": " + what + " did not complete after " + text +
+                         " s (cluster.collective_timeout_s = " + std::to_string(static_cast<int>(timeout_s)) +
+                         "): a rank is dead or stuck");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+}
+
+std::string describe(const char* op, const torch::Tensor& t) {
+  return std::string(op) + " of " + std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) +
+         " values";
+}
+
 class MpiWork : public Work {
  public:
   // `tensor` is what MPI works on; `target`, when defined, is the device tensor it is copied back to.
-  MpiWork(MPI_Request request, torch::Tensor tensor, torch::Tensor target, bool average, int size, double timeout_s,
-          std::string label)
+  MpiWork(MPI_Request request, torch::Tensor tensor, torch::Tensor target, bool average, int size, int rank,
+          double timeout_s, std::string label)
       : request_(request), tensor_(std::move(tensor)), target_(std::move(target)), average_(average), size_(size),
-        timeout_s_(timeout_s), label_(std::move(label)) {}
+        rank_(rank), timeout_s_(timeout_s), label_(std::move(label)) {}
   ~MpiWork() override {
     if (done_) return;
     // While an exception unwinds (the job is about to be aborted) or after MPI is gone, waiting could
@@ -55,34 +86,22 @@ class MpiWork : public Work {
   bool is_completed() override {
     if (done_) return true;
     int flag = 0;
-    check(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
-    if (flag) finish();
-    return done_;
-  }
-  void wait() override {
-    using Clock = std::chrono::steady_clock;
-    const auto start = Clock::now();
-    // Poll rather than block, so a collective that never completes (a dead or stuck peer) ends in an
-    // error naming it instead of a hang. The short sleep keeps the poll off the other rank's core.
-    while (!is_completed()) {
-      if (std::chrono::duration<double>(Clock::now() - start).count() > timeout_s_) {
-        done_ = true;  // never wait on it again
-        throw ClusterError((label_.empty() ? "" : label_ + ": ") + "allreduce of " + std::to_string(tensor_.numel()) +
-                           " values did not complete within " +
-                           std::to_string(static_cast<int>(timeout_s_)) +
-                           " s (cluster.collective_timeout_s): a rank is dead or stuck");
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
-  }
-
- private:
-  void check(int rc) {
+    const int rc = MPI_Test(&request_, &flag, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) {
       done_ = true;
       throw_mpi_error(rc, "MPI_Test(allreduce)", __FILE__, __LINE__);
     }
+    if (flag) finish();
+    return done_;
   }
+  void wait() override {
+    if (done_) return;
+    done_ = true;  // never waited on twice, also after a timeout
+    wait_with_deadline(request_, describe("allreduce", tensor_), rank_, label_, timeout_s_);
+    finish();
+  }
+
+ private:
   void finish() {
     done_ = true;
     if (average_) tensor_.div_(size_);
@@ -91,7 +110,7 @@ class MpiWork : public Work {
   MPI_Request request_;
   torch::Tensor tensor_, target_;
   bool average_;
-  int size_;
+  int size_, rank_;
   double timeout_s_;
   std::string label_;
   bool done_ = false;
@@ -122,22 +141,32 @@ std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const Al
   MPI_Request request;
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), type, op, comm_, &request));
   return std::make_unique<MpiWork>(request, host, host.is_same(tensor) ? torch::Tensor() : tensor,
-                                   options.op == ReduceOp::kAverage, size_, timeout_s_, label_);
+                                   options.op == ReduceOp::kAverage, size_, rank_, timeout_s_, label_);
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   check_tensor(tensor, "broadcast");
   torch::Tensor host = host_side(tensor);
-  MPI_CHECK(MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type(host, "broadcast"), root, comm_));
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type(host, "broadcast"), root, comm_,
+                       &request));
+  wait_with_deadline(request, describe("broadcast", host) + " from rank " + std::to_string(root), rank_, label_,
+                     timeout_s_);
   if (!host.is_same(tensor)) tensor.copy_(host);
 }
 
-void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() {
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibarrier(comm_, &request));
+  wait_with_deadline(request, "barrier", rank_, label_, timeout_s_);
+}
 
 std::vector<double> MpiCommunicator::allgather(const std::vector<double>& values) {
   std::vector<double> all(values.size() * static_cast<size_t>(size_));
-  MPI_CHECK(MPI_Allgather(values.data(), static_cast<int>(values.size()), MPI_DOUBLE, all.data(),
-                          static_cast<int>(values.size()), MPI_DOUBLE, comm_));
+  MPI_Request request;
+  MPI_CHECK(MPI_Iallgather(values.data(), static_cast<int>(values.size()), MPI_DOUBLE, all.data(),
+                           static_cast<int>(values.size()), MPI_DOUBLE, comm_, &request));
+  wait_with_deadline(request, "allgather of " + std::to_string(values.size()) + " values", rank_, label_, timeout_s_);
   return all;
 }
 
