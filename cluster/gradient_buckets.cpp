@@ -1,5 +1,7 @@
 #include "cluster/gradient_buckets.h"
 
+#include <cmath>
+
 #include <chrono>
 
 #include "cluster/mpi_check.h"
@@ -38,7 +40,8 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
       total += params_[i].numel();
     }
     offsets_.push_back(offsets);
-    buffers_.push_back(torch::zeros({total}, params_[bucket.front()].options()));
+    const bool last = &bucket == &buckets_.back();
+    buffers_.push_back(torch::zeros({total + (last ? 1 : 0)}, params_[bucket.front()].options()));
   }
 }
 
@@ -79,11 +82,14 @@ void GradientReducer::zero_grad() {
     }
 }
 
-void GradientReducer::average_gradients() {
+double GradientReducer::average_gradients(double side_value) {
   using Clock = std::chrono::steady_clock;
   std::vector<std::unique_ptr<Work>> work;
   work.reserve(buffers_.size());
   torch::NoGradGuard no_grad;
+  if (buffers_.empty()) return side_value;  // nothing to reduce (a model without parameters)
+  torch::Tensor side = buffers_.back().narrow(0, buffers_.back().numel() - 1, 1);
+  side.fill_(side_value);
   for (size_t b = 0; b < buffers_.size(); ++b) {
     pack(b);
     work.push_back(comm_.allreduce(buffers_[b], {ReduceOp::kAverage}));  // starts while the next bucket packs
@@ -92,6 +98,18 @@ void GradientReducer::average_gradients() {
   for (auto& w : work) w->wait();
   last_wait_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
   for (size_t b = 0; b < buffers_.size(); ++b) unpack(b);
+  return side.item<double>();
+}
+
+double GradientReducer::gradient_norm() const {
+  torch::NoGradGuard no_grad;
+  double squares = 0;
+  for (size_t b = 0; b < buffers_.size(); ++b) {
+    const bool last = b + 1 == buffers_.size();
+    const torch::Tensor grads = last ? buffers_[b].narrow(0, 0, buffers_[b].numel() - 1) : buffers_[b];
+    squares += grads.dot(grads).item<double>();
+  }
+  return std::sqrt(squares);
 }
 
 }  // namespace distgan::cluster

@@ -29,7 +29,11 @@ class GradientReducer {
   GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, int64_t bucket_bytes = kDefaultBucketBytes);
 
   // Averages the gradients across ranks, in place. A parameter without a gradient counts as zero.
-  void average_gradients();
+  // `side_value` (this rank's loss, say) rides in one extra slot of the last bucket: the return value
+  // is its average over the ranks, at no extra collective (non-finite when any rank's is).
+  double average_gradients(double side_value = 0.0);
+  // The L2 norm of the averaged gradients (the same on every rank); non-finite if any element is.
+  double gradient_norm() const;
   // Sets every gradient to zero. Use this instead of Optimizer::zero_grad(): LibTorch 1.13's
   // detach_() refuses gradients that are views of a bucket (as PyTorch DDP's do).
   void zero_grad();
@@ -45,7 +49,7 @@ class GradientReducer {
   std::vector<torch::Tensor> params_;
   Communicator& comm_;
   std::vector<std::vector<size_t>> buckets_;
-  std::vector<torch::Tensor> buffers_;             // one flat buffer per bucket
+  std::vector<torch::Tensor> buffers_;             // one flat buffer per bucket; the last has one more slot
   std::vector<std::vector<int64_t>> offsets_;      // element offset of each parameter in its buffer
   double last_wait_seconds_ = 0;
 };

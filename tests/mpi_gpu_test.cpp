@@ -39,7 +39,7 @@ std::vector<double> train(AdversarialStep& step, const torch::Device& device) {
     const torch::Tensor real = (torch::rand({8, 1, 28, 28}) * 2 - 1).to(device);
     const torch::Tensor z1 = torch::randn({8, 8}).to(device), z2 = torch::randn({8, 8}).to(device);
     losses.push_back(step.d_step(real, step.generate_for_step(z1, false)).loss_d);
-    losses.push_back(step.g_step(step.generate_for_step(z2, true)));
+    losses.push_back(step.g_step(step.generate_for_step(z2, true)).loss_g);
   }
   return losses;
 }

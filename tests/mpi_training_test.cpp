@@ -1,6 +1,8 @@
 // Run on 2 ranks by ctest. The distributed step computes the same update as one rank with the
 // whole global batch, and replicas stay bitwise identical.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <mpi.h>
 
 #include "cluster/mpi_check.h"
@@ -185,6 +187,36 @@ TEST(DistributedStep, ReplicasStayBitwiseIdenticalOver20Steps) {
     world.broadcast(root, 0);
     EXPECT_TRUE(torch::equal(root, mine[i])) << "tensor " << i << " differs between rank 0 and rank " << r;
   }
+}
+
+}  // namespace
+}  // namespace distgan
+
+namespace distgan {
+namespace {
+
+// A NaN in one rank's batch makes the averaged D gradient non-finite on every rank alike: every rank
+// skips that D update (parameters unchanged), and the G update goes on.
+TEST(NonFinite, ANanOnOneRankSkipsTheUpdateOnEveryRank) {
+  cluster::MpiCommunicator world;
+  AdversarialStep step(seeded_models(false), world, {});
+  step.broadcast_from_root();
+  torch::manual_seed(11);
+  torch::Tensor real = torch::randn({kPerRank, 2});
+  if (world.rank() == 1) real[0][0] = NAN;
+  const auto before = all_parameters(step.models());
+  std::vector<torch::Tensor> saved;
+  for (const auto& p : before) saved.push_back(p.detach().clone());
+  const DStepStats d = step.d_step(real, step.generate_for_step(torch::randn({kPerRank, 3}), false));
+  EXPECT_TRUE(d.skipped);
+  EXPECT_FALSE(std::isfinite(d.grad_norm));
+  const auto after = all_parameters(step.models());
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(after[i], saved[i])) << "parameter " << i;
+  const GStepStats g = step.g_step(step.generate_for_step(torch::randn({kPerRank, 3}), true));
+  EXPECT_FALSE(g.skipped);
+  const std::vector<double> norms = world.allgather({g.grad_norm});
+  EXPECT_EQ(norms[0], norms[1]) << "the averaged gradient's norm is the same on every rank";
+  EXPECT_GT(norms[0], 0);
 }
 
 }  // namespace

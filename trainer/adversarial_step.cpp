@@ -2,25 +2,12 @@
 
 #include <cmath>
 
-#include "trainer/agreed_failure.h"
 #include "trainer/autocast.h"
 #include "trainer/optimizer_state.h"
 
 namespace distgan {
 
 namespace {
-
-// Under bf16 autocast a loss is only as good as its inputs: no rank steps on a NaN or infinity. The
-// ranks agree first (one tiny all-reduce), so all stop together with one message.
-void check_finite(cluster::Communicator& comm, const torch::Tensor& loss, const char* what) {
-  const double value = loss.item<double>();
-  torch::Tensor bad = torch::tensor({std::isfinite(value) ? 0.0 : 1.0}, torch::kFloat64);
-  comm.allreduce(bad, {cluster::ReduceOp::kMax})->wait();
-  if (bad.item<double>() != 0)
-    throw AgreedFailure(std::string("training.amp bf16: ") + what + " is not finite on some rank (this rank: " +
-                            std::to_string(value) + "); train in float32 (training.amp: none)",
-                        1, comm.rank() == 0);
-}
 
 std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
   std::vector<torch::Tensor> stats;
@@ -94,19 +81,21 @@ DStepStats AdversarialStep::d_step(const torch::Tensor& real, const torch::Tenso
     fake_logits = d->forward(fake.detach()).to(torch::kFloat32);
   }
   const torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
-  if (options_.amp_bf16) check_finite(comm_, loss, "loss_D");
   loss.backward();
-  reduce_d_->average_gradients();
-  comm_seconds_ += reduce_d_->last_wait_seconds();
-  opt_d_->step();
   DStepStats stats;
   stats.loss_d = loss.item<double>();
+  // Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so.
+  const double mean_loss = reduce_d_->average_gradients(stats.loss_d);
+  comm_seconds_ += reduce_d_->last_wait_seconds();
+  stats.grad_norm = reduce_d_->gradient_norm();
+  stats.skipped = !std::isfinite(mean_loss) || !std::isfinite(stats.grad_norm);
+  if (!stats.skipped) opt_d_->step();
   stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
   stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
   return stats;
 }
 
-double AdversarialStep::g_step(const torch::Tensor& fake) {
+GStepStats AdversarialStep::g_step(const torch::Tensor& fake) {
   reduce_g_->zero_grad();
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
@@ -120,17 +109,20 @@ double AdversarialStep::g_step(const torch::Tensor& fake) {
       logits = models_.discriminator->forward(fake).to(torch::kFloat32);
     }
     loss = generator_loss(options_.loss, logits);
-    if (options_.amp_bf16) check_finite(comm_, loss, "loss_G");
     loss.backward();
   } catch (...) {
     for (auto& p : d_params) p.requires_grad_(true);
     throw;
   }
   for (auto& p : d_params) p.requires_grad_(true);
-  reduce_g_->average_gradients();
+  GStepStats stats;
+  stats.loss_g = loss.item<double>();
+  const double mean_loss = reduce_g_->average_gradients(stats.loss_g);
   comm_seconds_ += reduce_g_->last_wait_seconds();
-  opt_g_->step();
-  return loss.item<double>();
+  stats.grad_norm = reduce_g_->gradient_norm();
+  stats.skipped = !std::isfinite(mean_loss) || !std::isfinite(stats.grad_norm);
+  if (!stats.skipped) opt_g_->step();
+  return stats;
 }
 
 void AdversarialStep::average_batchnorm_statistics() {

@@ -23,13 +23,23 @@ struct StepOptions {
   double lr_g = 2e-4, lr_d = 2e-4;
   std::array<double, 2> betas_g{0.5, 0.999}, betas_d{0.5, 0.999};
   int64_t bucket_bytes = cluster::kDefaultBucketBytes;
-  bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32, checked finite
+  bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32
 };
 
+// A step whose averaged loss or gradient is not finite is not applied (on every rank alike: the
+// averaged values are the same everywhere), and says so in `skipped`.
 struct DStepStats {
-  double loss_d = 0;
+  double loss_d = 0;  // this rank's
   double d_real = 0;  // mean D(real) as a probability (sigmoid of the logit)
   double d_fake = 0;
+  double grad_norm = 0;  // of the averaged gradient
+  bool skipped = false;
+};
+
+struct GStepStats {
+  double loss_g = 0;
+  double grad_norm = 0;
+  bool skipped = false;
 };
 
 class AdversarialStep {
@@ -43,8 +53,8 @@ class AdversarialStep {
   torch::Tensor generate_for_step(const torch::Tensor& z, bool for_g_step);
   // One D update on this rank's real batch and fake batch (detached inside).
   DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake);
-  // One G update through D(fake); returns loss_G.
-  double g_step(const torch::Tensor& fake);
+  // One G update through D(fake).
+  GStepStats g_step(const torch::Tensor& fake);
 
   // Averages BatchNorm running statistics across ranks (a collective: every rank calls it).
   void average_batchnorm_statistics();

@@ -44,6 +44,8 @@ struct TrainingConfig {
   int64_t n_critic = 1;
   int64_t seed = 0;
   std::string amp = "none";  // none | bf16 (autocast of the forward passes on CUDA)
+  std::string on_nonfinite = "skip";  // skip | abort: a non-finite averaged loss or gradient
+  int64_t max_consecutive_skips = 20;
 };
 
 struct CheckpointConfig {

@@ -181,6 +181,10 @@ std::vector<ConfigKey> build_schema() {
       int_key("training", &C::training, "seed", &T::seed, 0, kBig, "seed of the data order, init and noise"),
       string_key("training", &C::training, "amp", &T::amp, {"none", "bf16"},
                  "bf16: autocast the forward passes to bfloat16 (CUDA only)"),
+      string_key("training", &C::training, "on_nonfinite", &T::on_nonfinite, {"skip", "abort"},
+                 "a non-finite loss or gradient: skip the update on every rank, or stop (exit 1)"),
+      int_key("training", &C::training, "max_consecutive_skips", &T::max_consecutive_skips, 1, 1000000,
+              "with on_nonfinite skip: stop after this many steps in a row with a skipped update"),
 
       int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
               "write a checkpoint every this many steps (0: only at the end)"),

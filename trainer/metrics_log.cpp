@@ -26,7 +26,9 @@ std::string MetricsLog::console_line(const StepMetrics& m) {
                 static_cast<long long>(m.step), static_cast<long long>(m.total_steps), static_cast<long long>(m.epoch),
                 m.loss_d, m.loss_g, m.d_real, m.d_fake, m.images_per_s, 100 * m.share_data, 100 * m.share_compute,
                 100 * m.share_comm, clock(m.elapsed_s).c_str(), clock(m.eta_s).c_str());
-  return line;
+  std::string text = line;
+  if (m.skipped > 0) text += "  skipped " + std::to_string(m.skipped) + " non-finite update(s)";
+  return text;
 }
 
 std::string MetricsLog::json_line(const StepMetrics& m) {
@@ -39,6 +41,9 @@ std::string MetricsLog::json_line(const StepMetrics& m) {
   j["d_fake"] = m.d_fake;
   j["images_per_s"] = m.images_per_s;
   j["time_share"] = {{"data", m.share_data}, {"compute", m.share_compute}, {"comm", m.share_comm}};
+  j["grad_norm_d"] = m.grad_norm_d;
+  j["grad_norm_g"] = m.grad_norm_g;
+  j["skipped"] = m.skipped;
   j["elapsed_s"] = m.elapsed_s;
   j["eta_s"] = m.eta_s;
   return j.dump();

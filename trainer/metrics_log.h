@@ -15,6 +15,8 @@ struct StepMetrics {
   double images_per_s = 0;         // global: all ranks' real images per second
   double share_data = 0, share_compute = 0, share_comm = 0;  // of the interval's wall time
   double elapsed_s = 0, eta_s = 0;
+  double grad_norm_d = 0, grad_norm_g = 0;  // of the averaged gradients, mean over the interval
+  int64_t skipped = 0;                      // updates not applied (non-finite) in the interval
 };
 
 class MetricsLog {

@@ -7,7 +7,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <set>
+#include <sstream>
 
 #include "cluster/communicator.h"
 #include "cluster/preemption.h"
@@ -45,8 +49,10 @@ uint64_t mix(uint64_t x) {  // splitmix64
 
 // Accumulates one logging interval's values on this rank.
 struct Interval {
-  double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0;
-  int64_t d_steps = 0, g_steps = 0;
+  double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, norm_d = 0, norm_g = 0;
+  int64_t d_steps = 0, g_steps = 0;      // run (for the rates)
+  int64_t d_applied = 0, g_applied = 0;  // applied (for the averages); the others were skipped
+  int64_t skipped = 0;
   double data_s = 0, comm_s = 0;
   Clock::time_point start = Clock::now();
 };
@@ -91,6 +97,7 @@ class Run {
   void save_checkpoint();
   void report_written_checkpoints();
   bool preemption_agreed();
+  bool count_update(Interval& interval, bool skipped, const char* which, int64_t step, double loss, double norm);
 
   const Config& config_;
   const cluster::World& world_;
@@ -113,6 +120,9 @@ class Run {
   TrainingPosition position_;
   int resumed_world_size_ = 0;  // 0: a new run
   int64_t last_checkpoint_step_ = -1;
+  int64_t consecutive_skips_ = 0;  // steps in a row with a skipped update
+  int64_t skipped_at_step_ = -1;
+  std::set<int64_t> fault_steps_;  // DISTGAN_FAULT_NONFINITE_STEPS: steps whose batch the last rank poisons
   double last_stall_s_ = 0;
 };
 
@@ -219,8 +229,9 @@ void Run::restore_state(int threads, int64_t per_rank) {
 void Run::log(const Interval& in, int64_t step, int64_t epoch) {
   const double wall = seconds(in.start, Clock::now());
   // One small collective per log line: every rank's interval sums, averaged.
-  torch::Tensor v = torch::tensor({in.loss_d, in.d_real, in.d_fake, double(in.d_steps), in.loss_g, double(in.g_steps),
-                                   in.data_s / wall, in.comm_s / wall},
+  torch::Tensor v = torch::tensor({in.loss_d, in.d_real, in.d_fake, double(in.d_applied), in.loss_g,
+                                   double(in.g_applied), in.data_s / wall, in.comm_s / wall, double(in.d_steps),
+                                   double(in.g_steps), in.norm_d, in.norm_g, double(in.skipped)},
                                   torch::kFloat64);
   comm_->allreduce(v, {cluster::ReduceOp::kAverage})->wait();
   if (world_.rank() != 0) return;
@@ -233,12 +244,15 @@ void Run::log(const Interval& in, int64_t step, int64_t epoch) {
   m.d_real = a[1] / std::max(1.0, a[3]);
   m.d_fake = a[2] / std::max(1.0, a[3]);
   m.loss_g = a[4] / std::max(1.0, a[5]);
-  m.images_per_s = double(global_batch_) * a[3] / wall;  // real images consumed by D steps
+  m.images_per_s = double(global_batch_) * a[8] / wall;  // real images consumed by D steps
   m.share_data = a[6];
   m.share_comm = a[7];
   m.share_compute = std::max(0.0, 1.0 - a[6] - a[7]);
   m.elapsed_s = seconds(started_, Clock::now());
-  const double per_step = wall / std::max(1.0, a[5]);
+  m.grad_norm_d = a[10] / std::max(1.0, a[3]);  // the same on every rank (averaged gradients)
+  m.grad_norm_g = a[11] / std::max(1.0, a[5]);
+  m.skipped = static_cast<int64_t>(std::llround(a[12]));
+  const double per_step = wall / std::max(1.0, a[9]);
   m.eta_s = per_step * double(config_.training.steps - step);
   metrics_->write(m);
 }
@@ -283,6 +297,28 @@ void Run::report_written_checkpoints() {
   }
 }
 
+// The non-finite policy. `skipped` comes from the averaged loss and gradient, identical on every
+// rank, so every rank takes the same decision without a collective. Returns whether it was applied.
+bool Run::count_update(Interval& interval, bool skipped, const char* which, int64_t step, double loss, double norm) {
+  if (!skipped) return true;
+  ++interval.skipped;
+  if (skipped_at_step_ != step) ++consecutive_skips_;  // counted in steps: D and G updates alternate
+  skipped_at_step_ = step;
+  char what[200];
+  std::snprintf(what, sizeof(what), "non-finite %s update at step %lld (rank 0's loss %g, gradient norm %g)", which,
+                static_cast<long long>(step), loss, norm);
+  const std::string keep = "; the last checkpoint is kept: resume with --resume auto (a lower learning rate helps)";
+  if (config_.training.on_nonfinite == "abort")
+    throw AgreedFailure(std::string(what) + " and training.on_nonfinite is abort" + keep, 1, world_.rank() == 0);
+  if (consecutive_skips_ > config_.training.max_consecutive_skips)
+    throw AgreedFailure(std::string(what) + ": " + std::to_string(consecutive_skips_) +
+                            " steps in a row had a skipped update (training.max_consecutive_skips = " +
+                            std::to_string(config_.training.max_consecutive_skips) + ")" + keep,
+                        1, world_.rank() == 0);
+  if (world_.rank() == 0) std::fprintf(stderr, "distgan: warning: skipped the %s on every rank\n", what);
+  return false;
+}
+
 // Whether any rank has received SIGTERM or SIGUSR1: one tiny collective per step, so every rank
 // stops at the same step boundary.
 bool Run::preemption_agreed() {
@@ -309,6 +345,10 @@ TrainingOutcome Run::execute() {
   cluster::make_current_device(device_.str());
   comm_ = cluster::make_communicator(communicator_options(config_, world_.info().local_rank));
   global_batch_ = config_.training.batch_size;
+  if (const char* faults = std::getenv("DISTGAN_FAULT_NONFINITE_STEPS")) {  // fault injection for tests
+    std::stringstream list(faults);
+    for (std::string item; std::getline(list, item, ',');) fault_steps_.insert(std::atoll(item.c_str()));
+  }
   resolve_resume();
 
   data::LoaderOptions lo = loader_options(config_, world_.rank(), world_.size());
@@ -362,18 +402,29 @@ TrainingOutcome Run::execute() {
       interval.data_s += seconds(t0, Clock::now());
       const bool last = c == n_critic - 1;
       // Pinned host batches copy asynchronously while the G forward runs.
-      const torch::Tensor real = batch.data.to(device_, /*non_blocking=*/true);
+      torch::Tensor real = batch.data.to(device_, /*non_blocking=*/true);
+      if (fault_steps_.count(s) && world_.rank() == world_.size() - 1) real = real * NAN;  // test hook
       const torch::Tensor z = torch::randn({per_rank, spec_.z_dim}, noise_).to(device_, /*non_blocking=*/true);
       fake = step_->generate_for_step(z, last);
       const DStepStats d = step_->d_step(real, fake);
-      interval.loss_d += d.loss_d;
-      interval.d_real += d.d_real;
-      interval.d_fake += d.d_fake;
       ++interval.d_steps;
+      if (count_update(interval, d.skipped, "D", s, d.loss_d, d.grad_norm)) {
+        interval.loss_d += d.loss_d;
+        interval.d_real += d.d_real;
+        interval.d_fake += d.d_fake;
+        interval.norm_d += d.grad_norm;
+        ++interval.d_applied;
+      }
     }
-    interval.loss_g += step_->g_step(fake);
+    const GStepStats g = step_->g_step(fake);
     ++interval.g_steps;
+    if (count_update(interval, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
+      interval.loss_g += g.loss_g;
+      interval.norm_g += g.grad_norm;
+      ++interval.g_applied;
+    }
     interval.comm_s += step_->take_communication_seconds();
+    if (skipped_at_step_ != s) consecutive_skips_ = 0;
     // Where the next step's data starts: the batch after the last one read.
     const bool epoch_done = batch.batch + 1 == loader_->batches_per_epoch();
     position_ = {s, epoch_done ? batch.epoch + 1 : batch.epoch, epoch_done ? 0 : (batch.batch + 1) * global_batch_,

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The non-finite policy end to end (2 ranks). DISTGAN_FAULT_NONFINITE_STEPS=a,b makes the last rank's
+# batch NaN at those steps (a test hook), so the averaged D loss and gradient are not finite.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/assert.sh"
+config=$(realpath "$here/../../configs/smoke.yaml")
+enter_test_dir
+"$DISTGAN" prep fashion-mnist --split test --out fm.h5 >/dev/null
+train() {  # RUN_DIR FAULT_STEPS [args...]
+  local run=$1 faults=$2; shift 2
+  DISTGAN_FAULT_NONFINITE_STEPS=$faults mpiexec -n 2 --oversubscribe -x DISTGAN_FAULT_NONFINITE_STEPS \
+    "$DISTGAN" train -c "$config" --set data.path=fm.h5 --set logging.run_dir="$run" --set checkpoint.every=4 \
+    --set logging.every=5 "$@"
+}
+
+expect_ok "skip: two poisoned steps are skipped on every rank and training finishes" \
+  "warning: skipped the non-finite D update at step 6 .*on every rank" train skip 6,7
+expect_ok "the metrics count them and stay finite" "metrics ok" $py - <<'PY'
+import json, math
+rows = [json.loads(l) for l in open("skip/metrics.jsonl")]
+assert [r["skipped"] for r in rows] == [0, 2, 0, 0], [r["skipped"] for r in rows]
+assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["grad_norm_d"]) and r["grad_norm_g"] > 0 for r in rows)
+print("metrics ok")
+PY
+expect_fail 1 "abort: the first non-finite update ends every rank with exit 1" \
+  "non-finite D update at step 6 .* and training.on_nonfinite is abort; the last checkpoint is kept" \
+  train abort 6 --set training.on_nonfinite=abort
+expect_ok "the last good checkpoint is kept and nothing later was written" "^ckpt_00000004.h5$" ls abort/checkpoints
+expect_no_file "no final model after an abort" "abort/final.h5"
+expect_fail 1 "skip: more than max_consecutive_skips in a row ends the run" \
+  "3 steps in a row had a skipped update \(training.max_consecutive_skips = 2\)" \
+  train many 6,7,8 --set training.max_consecutive_skips=2
+expect_ok "the aborted run resumes from its last checkpoint" "resumed from abort/checkpoints/ckpt_00000004.h5" \
+  train abort "" --set training.on_nonfinite=abort --resume auto
+finish
