@@ -7,7 +7,7 @@ source "$here/../lib/assert.sh"
 config=$(realpath "$here/../../configs/smoke.yaml")
 enter_test_dir
 
-"$DISTGAN" prep fashion-mnist --split test --out fm.h5 >/dev/null
+prep_fashion_test fm.h5
 train() {  # train NP RUN_DIR [args...]
   local np=$1 run=$2; shift 2
   mpiexec -n "$np" --oversubscribe "$DISTGAN" train -c "$config" --set data.path=fm.h5 \

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 config=$(realpath "$here/../../configs/smoke.yaml")
 enter_test_dir
-"$DISTGAN" prep fashion-mnist --split test --out fm.h5 >/dev/null
+prep_fashion_test fm.h5
 
 # start RUN_DIR: a long 2-rank run in the background (job pid in $job), once it has a checkpoint.
 start() {

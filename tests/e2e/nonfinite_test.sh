@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 config=$(realpath "$here/../../configs/smoke.yaml")
 enter_test_dir
-"$DISTGAN" prep fashion-mnist --split test --out fm.h5 >/dev/null
+prep_fashion_test fm.h5
 train() {  # RUN_DIR FAULT_STEPS [args...]
   local run=$1 faults=$2; shift 2
   DISTGAN_FAULT_NONFINITE_STEPS=$faults mpiexec -n 2 --oversubscribe -x DISTGAN_FAULT_NONFINITE_STEPS \

@@ -9,9 +9,7 @@ config=$(realpath "$here/../../configs/smoke.yaml")
 enter_test_dir
 
 if "$DISTGAN" --version | grep -q "without CUDA"; then echo "SKIP this LibTorch has no CUDA"; exit 77; fi
-# DISTGAN_TEST_DATA: a prepared Fashion-MNIST file, where Debian's dataset package is not installed.
-if [ -n "${DISTGAN_TEST_DATA:-}" ]; then cp "$DISTGAN_TEST_DATA" fm.h5
-else "$DISTGAN" prep fashion-mnist --split test --out fm.h5 >/dev/null; fi
+prep_fashion_test fm.h5
 if ! out=$("$DISTGAN" train -c "$config" --set data.path=fm.h5 --set cluster.device=cuda --check 2>&1); then
   echo "SKIP no usable GPU: $out"; exit 77
 fi

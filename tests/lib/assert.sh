@@ -57,3 +57,10 @@ enter_test_dir() {
   trap 'rm -rf "$tmp"' EXIT
   cd "$tmp" || exit 1
 }
+
+# prep_fashion_test FILE: the Fashion-MNIST test split as HDF5 (10,000 images): a copy of
+# $DISTGAN_TEST_DATA when set (machines without Debian's dataset package), else `distgan prep`.
+prep_fashion_test() {
+  if [ -n "${DISTGAN_TEST_DATA:-}" ]; then cp "$DISTGAN_TEST_DATA" "$1"
+  else "$DISTGAN" prep fashion-mnist --split test --out "$1" >/dev/null; fi
+}
