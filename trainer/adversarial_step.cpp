@@ -1,5 +1,7 @@
 #include "trainer/adversarial_step.h"
 
+#include <zlib.h>
+
 #include <cmath>
 
 #include "trainer/autocast.h"
@@ -137,6 +139,31 @@ torch::Tensor AdversarialStep::sample(const torch::Tensor& z) {
   torch::Tensor out = models_.generator->forward(z);
   models_.generator->train();
   return out;
+}
+
+std::string AdversarialStep::compare_replicas() {
+  std::vector<std::string> names;
+  std::vector<double> sums;
+  for (const auto& [prefix, module] : {std::pair<std::string, torch::nn::Module*>{"generator/", models_.generator.ptr().get()},
+                                       {"discriminator/", models_.discriminator.ptr().get()}}) {
+    auto add = [&](const std::string& name, const torch::Tensor& t) {
+      const torch::Tensor host = t.detach().to(torch::kCPU).contiguous();
+      names.push_back(prefix + name);
+      sums.push_back(static_cast<double>(
+          crc32(0, static_cast<const Bytef*>(host.data_ptr()), static_cast<uInt>(host.numel() * host.element_size()))));
+    };
+    // Parameters only: BatchNorm running statistics differ between ranks by design until averaged.
+    for (const auto& p : module->named_parameters()) add(p.key(), p.value());
+  }
+  const std::vector<double> all = comm_.allgather(sums);
+  const size_t n = sums.size();
+  for (size_t i = 0; i < n; ++i) {
+    std::string differing;
+    for (int r = 1; r < comm_.size(); ++r)
+      if (all[static_cast<size_t>(r) * n + i] != all[i]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
+    if (!differing.empty()) return names[i] + " differs between rank 0 and rank(s) " + differing;
+  }
+  return "";
 }
 
 double AdversarialStep::take_communication_seconds() {

@@ -58,6 +58,10 @@ class AdversarialStep {
 
   // Averages BatchNorm running statistics across ranks (a collective: every rank calls it).
   void average_batchnorm_statistics();
+  // Compares a checksum (crc32 of the bytes) of every parameter across ranks (one
+  // allgather); returns "" when all replicas are identical, else which tensor differs first and on
+  // which ranks. Every rank gets the same answer.
+  std::string compare_replicas();
   // G(z) in eval mode without gradients (for samples).
   torch::Tensor sample(const torch::Tensor& z);
 

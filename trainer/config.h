@@ -66,6 +66,7 @@ struct ClusterConfig {
   int64_t threads = 0;
   double bucket_mb = 4.0;
   int64_t collective_timeout_s = 600;
+  int64_t check_replicas_every = 500;  // steps between replica checksum comparisons (0: never)
 };
 
 struct Config {

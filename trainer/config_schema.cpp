@@ -207,6 +207,8 @@ std::vector<ConfigKey> build_schema() {
                 "gradient bucket size for the all-reduce, in MiB"),
       int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,
               "seconds a collective may take before the job is aborted"),
+      int_key("cluster", &C::cluster, "check_replicas_every", &U::check_replicas_every, 0, kBig,
+              "compare a checksum of every parameter across ranks every this many steps (0: never)"),
   };
 }
 

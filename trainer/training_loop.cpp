@@ -122,7 +122,8 @@ class Run {
   int64_t last_checkpoint_step_ = -1;
   int64_t consecutive_skips_ = 0;  // steps in a row with a skipped update
   int64_t skipped_at_step_ = -1;
-  std::set<int64_t> fault_steps_;  // DISTGAN_FAULT_NONFINITE_STEPS: steps whose batch the last rank poisons
+  std::set<int64_t> fault_steps_;
+  int64_t fault_perturb_step_ = -1;  // DISTGAN_FAULT_PERTURB_STEP: the last rank changes a weight  // DISTGAN_FAULT_NONFINITE_STEPS: steps whose batch the last rank poisons
   double last_stall_s_ = 0;
 };
 
@@ -349,6 +350,7 @@ TrainingOutcome Run::execute() {
     std::stringstream list(faults);
     for (std::string item; std::getline(list, item, ',');) fault_steps_.insert(std::atoll(item.c_str()));
   }
+  if (const char* step = std::getenv("DISTGAN_FAULT_PERTURB_STEP")) fault_perturb_step_ = std::atoll(step);
   resolve_resume();
 
   data::LoaderOptions lo = loader_options(config_, world_.rank(), world_.size());
@@ -437,6 +439,19 @@ TrainingOutcome Run::execute() {
       char name[32];
       std::snprintf(name, sizeof(name), "step_%07lld", static_cast<long long>(s));
       write_samples(name);
+    }
+    if (fault_perturb_step_ == s && world_.rank() == world_.size() - 1) {  // test hook
+      torch::NoGradGuard no_grad;
+      step_->models().discriminator->parameters().back().add_(1e-3);
+    }
+    const int64_t check_every = config_.cluster.check_replicas_every;
+    if (check_every > 0 && s % check_every == 0) {
+      const std::string diverged = step_->compare_replicas();
+      if (!diverged.empty())
+        throw AgreedFailure("replica check at step " + std::to_string(s) + ": " + diverged +
+                                " (a silent hardware or software fault); the last checkpoint is kept: resume with "
+                                "--resume auto",
+                            1, world_.rank() == 0);
     }
     if (every > 0 && s % every == 0) save_checkpoint();
     report_written_checkpoints();

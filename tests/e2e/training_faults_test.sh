@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The non-finite policy end to end (2 ranks). DISTGAN_FAULT_NONFINITE_STEPS=a,b makes the last rank's
-# batch NaN at those steps (a test hook), so the averaged D loss and gradient are not finite.
+# Faults during training, end to end on 2 ranks, injected through test hooks:
+#   DISTGAN_FAULT_NONFINITE_STEPS=a,b  the last rank's batch is NaN at those steps (the non-finite policy)
+#   DISTGAN_FAULT_PERTURB_STEP=n       the last rank changes one weight at step n (the replica check)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
@@ -33,4 +34,12 @@ expect_fail 1 "skip: more than max_consecutive_skips in a row ends the run" \
   train many 6,7,8 --set training.max_consecutive_skips=2
 expect_ok "the aborted run resumes from its last checkpoint" "resumed from abort/checkpoints/ckpt_00000004.h5" \
   train abort "" --set training.on_nonfinite=abort --resume auto
+expect_fail 1 "a replica that drifts is caught at the next check, naming the tensor and the rank" \
+  "replica check at step 8: discriminator/5.bias differs between rank 0 and rank\(s\) 1" \
+  env DISTGAN_FAULT_PERTURB_STEP=7 mpiexec -n 2 --oversubscribe -x DISTGAN_FAULT_PERTURB_STEP "$DISTGAN" train \
+  -c "$config" --set data.path=fm.h5 --set logging.run_dir=drift --set checkpoint.every=4 \
+  --set cluster.check_replicas_every=4
+expect_ok "the checkpoint before the drift is kept" "^ckpt_00000004.h5$" ls drift/checkpoints
+expect_ok "identical replicas pass the check every step" "distgan: done" \
+  train nodrift "" --set cluster.check_replicas_every=1
 finish
