@@ -161,7 +161,11 @@ TEST(CheckpointWriter, WritesInTheBackgroundKeepsTheNewestAndReportsFailures) {
   EXPECT_EQ(after[1].step, 3);
   CheckpointWriter broken("/proc/no-such-dir", 2);
   broken.submit("/proc/no-such-dir/ckpt_00000001.h5", sample_data());
-  EXPECT_NE(error_message<data::DataError>([&] { broken.flush(); }).find("/proc/no-such-dir"), std::string::npos);
+  broken.flush();
+  const auto failure = broken.take_failure();
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_NE(failure->find("/proc/no-such-dir"), std::string::npos) << *failure;
+  EXPECT_FALSE(broken.take_failure().has_value());  // reported once
 }
 
 // A process killed (SIGKILL) while it writes checkpoint after checkpoint under one name: what is

@@ -2,6 +2,12 @@
 
 #include <zlib.h>
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <charconv>
 #include <filesystem>
 #include <cstdio>
@@ -83,6 +89,26 @@ bool parse_int(const std::string& text, int64_t& value) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
+// HDF5 1.10 does not recover from a failed write (the file stays half-closed and the library
+// crashes when it shuts down), so a full disk is found before HDF5 writes anything: the tensors, the
+// attributes and a margin for HDF5's own metadata must fit in the space the file system has free.
+void require_free_space(const std::string& path, const CheckpointData& data) {
+  uint64_t need = uint64_t{64} << 10;  // superblock, root group, heaps
+  for (const auto& [name, t] : data.tensors) need += static_cast<uint64_t>(t.numel()) * t.element_size() + 512;
+  for (const auto& [name, value] : data.attributes) need += value.size() + 256;
+  need += need / 20;  // and a margin
+  const std::string dir = std::filesystem::path(path).parent_path().empty()
+                              ? std::string(".")
+                              : std::filesystem::path(path).parent_path().string();
+  if (access(dir.c_str(), W_OK) != 0) throw DataError(dir + ": cannot write there: " + std::strerror(errno));
+  struct statvfs fs {};
+  if (statvfs(dir.c_str(), &fs) != 0) return;  // unknown: let the write itself tell
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes < need)
+    throw DataError(path + ": not enough space: the checkpoint needs about " + std::to_string(need >> 10) +
+                    " KiB and " + dir + " has " + std::to_string(free_bytes >> 10) + " KiB free (No space left on device)");
+}
+
 }  // namespace
 
 void write_checkpoint_file(const std::string& path, const CheckpointData& data) {
@@ -90,6 +116,7 @@ void write_checkpoint_file(const std::string& path, const CheckpointData& data) 
   std::map<std::string, std::string> attributes = data.attributes;
   attributes["format"] = kCheckpointFormat;
   std::string manifest;
+  require_free_space(path, data);
   data::AtomicOutput out(path, /*overwrite=*/true);
   {
     // New-style object headers: attributes larger than 64 KiB (a long manifest) are stored densely.

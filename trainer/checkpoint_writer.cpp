@@ -21,15 +21,10 @@ CheckpointWriter::~CheckpointWriter() {
   thread_.join();
 }
 
-void CheckpointWriter::rethrow_failure() {
-  if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
-}
-
 double CheckpointWriter::submit(std::string path, CheckpointData data) {
   const auto start = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return !pending_ && !busy_; });
-  rethrow_failure();
   pending_.emplace(std::move(path), std::move(data));
   lock.unlock();
   changed_.notify_all();
@@ -39,7 +34,11 @@ double CheckpointWriter::submit(std::string path, CheckpointData data) {
 void CheckpointWriter::flush() {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return !pending_ && !busy_; });
-  rethrow_failure();
+}
+
+std::optional<std::string> CheckpointWriter::take_failure() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::exchange(failure_, std::nullopt);
 }
 
 std::optional<WrittenCheckpoint> CheckpointWriter::take_completed() {
@@ -59,7 +58,7 @@ void CheckpointWriter::run() {
       busy_ = true;
     }
     WrittenCheckpoint written;
-    std::exception_ptr failure;
+    std::optional<std::string> failure;
     const auto start = std::chrono::steady_clock::now();
     try {
       std::error_code ec;
@@ -70,13 +69,13 @@ void CheckpointWriter::run() {
       const auto size = std::filesystem::file_size(job.first, ec);
       written.bytes = ec ? 0 : static_cast<int64_t>(size);
       prune_checkpoints(directory_, keep_);
-    } catch (...) {
-      failure = std::current_exception();
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
     written.write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (failure) failure_ = failure;
+      if (failure) failure_ = *failure;
       else completed_ = written;
       busy_ = false;
     }

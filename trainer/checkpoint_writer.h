@@ -1,7 +1,8 @@
 // Writes checkpoints on a background thread (rank 0), so training pauses only for the host copy
 // of the tensors, not for HDF5, fsync and rename. One write is in flight at a time: a new one waits
 // for the previous. After each write the oldest checkpoints beyond `keep` are deleted (never the
-// one just written). A failed write is kept and rethrown by the next submit() or flush().
+// one just written); after a failed write nothing is deleted, and the failure is handed to the
+// trainer by take_failure() (which decides: checkpoint.on_error).
 #pragma once
 
 #include <condition_variable>
@@ -30,14 +31,15 @@ class CheckpointWriter {
 
   // Queues `data` for `path`. Waits for the previous write first; returns the seconds waited.
   double submit(std::string path, CheckpointData data);
-  // Blocks until everything submitted is on disk; rethrows a write failure.
+  // Blocks until everything submitted is written (or has failed).
   void flush();
   // The last completed write, if any since the last call (for the log line).
   std::optional<WrittenCheckpoint> take_completed();
+  // The message of the last failed write, if any since the last call.
+  std::optional<std::string> take_failure();
 
  private:
   void run();
-  void rethrow_failure();  // with mutex_ held
 
   std::string directory_;
   int64_t keep_;
@@ -45,7 +47,7 @@ class CheckpointWriter {
   std::condition_variable changed_;
   std::optional<std::pair<std::string, CheckpointData>> pending_;
   bool busy_ = false, stop_ = false;
-  std::exception_ptr failure_;
+  std::optional<std::string> failure_;
   std::optional<WrittenCheckpoint> completed_;
   std::thread thread_;
 };

@@ -51,6 +51,7 @@ struct TrainingConfig {
 struct CheckpointConfig {
   int64_t every = 500;
   int64_t keep = 3;
+  std::string on_error = "continue";  // continue | abort: a checkpoint that cannot be written
 };
 
 struct LoggingConfig {

@@ -189,6 +189,9 @@ std::vector<ConfigKey> build_schema() {
       int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
               "write a checkpoint every this many steps (0: only at the end)"),
       int_key("checkpoint", &C::checkpoint, "keep", &K::keep, 1, 1000000, "checkpoints to keep"),
+      string_key("checkpoint", &C::checkpoint, "on_error", &K::on_error, {"continue", "abort"},
+                 "a checkpoint that cannot be written (disk full, read-only): log it and retry at the next "
+                 "interval, or stop the job (exit 1); the previous checkpoint stays either way"),
 
       string_key("logging", &C::logging, "run_dir", &L::run_dir, {},
                  "directory for metrics, sample grids and checkpoints"),

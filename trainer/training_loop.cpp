@@ -121,6 +121,7 @@ class Run {
   int resumed_world_size_ = 0;  // 0: a new run
   int64_t last_checkpoint_step_ = -1;
   int64_t consecutive_skips_ = 0;  // steps in a row with a skipped update
+  bool checkpoint_failed_ = false;  // rank 0: a write failed and checkpoint.on_error is abort
   int64_t skipped_at_step_ = -1;
   std::set<int64_t> fault_steps_;
   int64_t fault_perturb_step_ = -1;  // DISTGAN_FAULT_PERTURB_STEP: the last rank changes a weight  // DISTGAN_FAULT_NONFINITE_STEPS: steps whose batch the last rank poisons
@@ -291,6 +292,17 @@ void Run::save_checkpoint() {
 
 void Run::report_written_checkpoints() {
   if (world_.rank() != 0) return;
+  if (auto failure = writer_->take_failure()) {
+    const auto previous = list_checkpoints(checkpoint_directory(run_dir_.string()));
+    std::fprintf(stderr,
+                 "distgan: ERROR: a checkpoint could not be written: %s. The previous checkpoint %s stays; %s\n",
+                 failure->c_str(), previous.empty() ? "(none)" : previous.front().path.c_str(),
+                 config_.checkpoint.on_error == "abort" ? "stopping (checkpoint.on_error: abort)"
+                                                        : "training continues and retries at the next interval "
+                                                          "(checkpoint.on_error: continue)");
+    std::fflush(stderr);
+    if (config_.checkpoint.on_error == "abort") checkpoint_failed_ = true;
+  }
   while (auto written = writer_->take_completed()) {
     std::printf("distgan: checkpoint %s (%.1f MB): training paused %.0f ms, written in the background in %.0f ms\n",
                 written->path.c_str(), double(written->bytes) / 1e6, 1e3 * last_stall_s_, 1e3 * written->write_seconds);
@@ -321,11 +333,18 @@ bool Run::count_update(Interval& interval, bool skipped, const char* which, int6
 }
 
 // Whether any rank has received SIGTERM or SIGUSR1: one tiny collective per step, so every rank
-// stops at the same step boundary.
+// stops at the same step boundary. Also where a failed checkpoint stops every rank (on_error: abort).
 bool Run::preemption_agreed() {
-  torch::Tensor flag = torch::tensor({static_cast<int64_t>(cluster::preemption_signal())}, torch::kInt64);
-  comm_->allreduce(flag, {cluster::ReduceOp::kMax})->wait();
-  const int64_t signal = flag[0].item<int64_t>();
+  // Rank 0's "a checkpoint failed and checkpoint.on_error is abort" rides in the same collective.
+  torch::Tensor flags = torch::tensor({static_cast<int64_t>(cluster::preemption_signal()),
+                                       int64_t{checkpoint_failed_ ? 1 : 0}},
+                                      torch::kInt64);
+  comm_->allreduce(flags, {cluster::ReduceOp::kMax})->wait();
+  if (flags[1].item<int64_t>() != 0)
+    throw AgreedFailure("stopping after a failed checkpoint (checkpoint.on_error: abort; the reason is above); the "
+                        "previous checkpoint stays",
+                        1, world_.rank() == 0);
+  const int64_t signal = flags[0].item<int64_t>();
   if (signal == 0) return false;
   if (world_.rank() == 0) {
     std::printf("distgan: preempted (%s) at step %lld: writing a checkpoint, then exiting with code %d; continue "
@@ -467,6 +486,7 @@ TrainingOutcome Run::execute() {
   if (world_.rank() == 0) {
     writer_->flush();
     report_written_checkpoints();
+    if (checkpoint_failed_) throw std::runtime_error("the final checkpoint could not be written (checkpoint.on_error: abort)");
     // The model first: a failure drawing samples must not lose it.
     save_model_file((run_dir_ / "final.h5").string(), config_, spec_, step_->models(), position_.step);
   }
