@@ -16,9 +16,10 @@ MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(
 
 all: build
 
-# Slurm and munge too: the job-script tests start a one-machine Slurm (a few seconds to install).
+# Slurm and munge too (the job-script tests start a one-machine Slurm), and clang's libFuzzer (the
+# fuzz tests).
 deps:
-	bash cluster/install-deps.sh --with-slurm
+	bash cluster/install-deps.sh --with-slurm --with-fuzz
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release

@@ -3,17 +3,19 @@
 # Idempotent: packages already installed are left alone; prints what it did.
 #   --with-slurm   also install Slurm and munge (for the job-script tests)
 #   --with-peer    also install python3-torch (the PyTorch peer of the benchmarks)
+#   --with-fuzz    also install clang and its libFuzzer runtime (the fuzz tests)
 #   --dry-run      only print what would be installed
 # Environment: DISTGAN_EXTRA_PACKAGES="a b" adds packages to the list (site additions; tests).
 set -euo pipefail
 
-usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
 
-with_slurm=0; with_peer=0; dry_run=0
+with_slurm=0; with_peer=0; with_fuzz=0; dry_run=0
 for arg in "$@"; do
   case "$arg" in
     --with-slurm) with_slurm=1 ;;
     --with-peer) with_peer=1 ;;
+    --with-fuzz) with_fuzz=1 ;;
     --dry-run) dry_run=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -33,6 +35,7 @@ packages=(
 # shellcheck disable=SC2206
 [ -n "${DISTGAN_EXTRA_PACKAGES:-}" ] && packages+=(${DISTGAN_EXTRA_PACKAGES})
 [ "$with_slurm" = 1 ] && packages+=(slurm-wlm slurmd slurmctld munge libpmix-dev)
+[ "$with_fuzz" = 1 ] && packages+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do
