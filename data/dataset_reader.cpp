@@ -1,5 +1,7 @@
 #include "data/dataset_reader.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -237,6 +239,13 @@ void DatasetReader::read_run(int64_t first, int64_t count, float* out, int64_t* 
       const int64_t src = nhwc ? base + (e % hw) * c + e / hw : base + e;
       out[base + e] = value(src) * scale_mul_ + scale_add_;
     }
+  }
+  if (is_float_) {  // NaN or infinity in float data would only surface later as a non-finite loss
+    for (int64_t k = 0; k < count * sample_elements_; ++k)
+      if (!std::isfinite(out[k]))
+        throw DataError(options_.path + ": " + options_.dataset + " sample " + std::to_string(first + k / sample_elements_) +
+                        " holds a non-finite value (" + std::to_string(out[k]) +
+                        "); clean the data (numpy.nan_to_num) or drop that sample");
   }
 
   if (labels_out != nullptr && labels_.valid()) read_labels(first, count, labels_out);

@@ -158,6 +158,20 @@ TEST(DatasetReader, HugeDeclaredDimensionsAreRejectedBeforeAnyAllocation) {
       << message("/many");
 }
 
+TEST(DatasetReader, NonFiniteFloatDataIsRefusedNamingTheSample) {
+  testing::TempDir dir;
+  const std::string path = dir.path("nan.h5");
+  std::vector<float> values(4 * 2, 0.5f);
+  values[5] = std::nanf("");  // sample 2
+  testing::write_h5_array(path, "/samples", H5T_NATIVE_FLOAT, {4, 2}, values.data());
+  DatasetReader r(options(path, "/samples"));
+  std::vector<float> out(2 * 2);
+  r.read({0, 1}, out.data(), nullptr);  // clean samples read fine
+  EXPECT_NE(error_of([&] { r.read({1, 2}, out.data(), nullptr); })
+                .find("nan.h5: /samples sample 2 holds a non-finite value (nan)"),
+            std::string::npos);
+}
+
 TEST(DatasetReader, OutOfRangeIndexNamesTheIndex) {
   TempDir tmp;
   DatasetReader r(options(write_coded_images(tmp)));
