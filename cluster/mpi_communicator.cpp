@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <thread>
 
@@ -38,6 +39,17 @@ torch::Tensor host_side(const torch::Tensor& t) { return t.device().is_cpu() ? t
 // into an error naming the collective, this rank, the caller's label (the step) and the wait.
 void wait_with_deadline(MPI_Request& request, const std::string& what, int rank, const std::string& label,
                         double timeout_s) {
+  // DISTGAN_WATCHDOG=off: a plain blocking MPI_Wait, only to measure what the watchdog costs
+  // (bench/watchdog.sh); a dead peer then hangs the job.
+  static const bool watchdog = [] {
+    const char* v = std::getenv("DISTGAN_WATCHDOG");
+    return v == nullptr || std::string(v) != "off";
+  }();
+  if (!watchdog) {
+    const int rc = MPI_Wait(&request, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Wait(" + what + ")").c_str(), __FILE__, __LINE__);
+    return;
+  }
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   for (;;) {
