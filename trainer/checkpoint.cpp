@@ -146,9 +146,10 @@ CheckpointInfo read_checkpoint_info(const CheckpointReader& reader) {
 
 bool resume_may_change(const std::string& key) {
   static const std::set<std::string> sections{"checkpoint", "logging", "cluster"};
-  static const std::set<std::string> keys{"training.steps",   "training.lr_g",      "training.lr_d",
-                                          "training.betas_g", "training.betas_d",   "data.path",
-                                          "data.prefetch_batches", "data.chunk_cache_mb"};
+  static const std::set<std::string> keys{"training.steps",        "training.lr_g",         "training.lr_d",
+                                          "training.betas_g",      "training.betas_d",      "training.amp",
+                                          "training.on_nonfinite", "training.max_consecutive_skips",
+                                          "data.path",             "data.prefetch_batches", "data.chunk_cache_mb"};
   return sections.count(key.substr(0, key.find('.'))) != 0 || keys.count(key) != 0;
 }
 

@@ -48,8 +48,9 @@ struct CheckpointInfo {
 
 CheckpointInfo read_checkpoint_info(const CheckpointReader& reader);
 
-// Keys of the configuration that a resumed run may change (learning rates, total steps, logging,
-// checkpointing, cluster settings, the dataset's location); every other key must match.
+// Keys of the configuration that a resumed run may change (learning rates and betas, total steps,
+// bf16 autocast, the non-finite policy, logging, checkpointing, cluster settings, the dataset's
+// location); every other key must match.
 bool resume_may_change(const std::string& key);
 
 // "model.ch: checkpoint 64, this run 32" for every key that must match and does not; the

@@ -55,8 +55,9 @@ std::vector<std::string> check_resume_config(const CheckpointInfo& info, const C
   if (!refused.empty()) {
     std::string message = info.path + " does not fit this run:";
     for (const auto& r : refused) message += "\n  " + r;
-    message += "\nonly learning rates, betas, training.steps, data.path and the logging, checkpoint and cluster "
-               "sections may change on resume; start a new run (another logging.run_dir) to change the rest";
+    message += "\nonly learning rates, betas, training.steps, training.amp, the non-finite policy, data.path and the "
+               "logging, checkpoint and cluster sections may change on resume; start a new run (another "
+               "logging.run_dir) to change the rest";
     throw ConfigError(message);
   }
   return allowed;
