@@ -3,8 +3,11 @@
 // MPI_Abort. Its message is printed once, by the rank where should_print() is true.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
+
+#include "cluster/communicator.h"
 
 namespace distgan {
 
@@ -19,5 +22,10 @@ class AgreedFailure : public std::runtime_error {
   int exit_code_;
   bool print_;
 };
+
+// Runs `work` on rank 0 only and makes its failure every rank's: rank 0's message is broadcast, and
+// every rank throws AgreedFailure (exit 2 for a ConfigError: a configuration that does not fit; 1
+// otherwise). A collective: every rank calls it.
+void on_root_agreed(cluster::Communicator& comm, const std::function<void()>& work);
 
 }  // namespace distgan

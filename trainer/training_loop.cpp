@@ -57,30 +57,6 @@ struct Interval {
   Clock::time_point start = Clock::now();
 };
 
-// Runs `work` on rank 0 only and makes its failure every rank's: rank 0's message is broadcast, and
-// every rank throws AgreedFailure (exit 2 for a configuration that does not fit, 1 otherwise).
-void on_root_agreed(cluster::Communicator& comm, const std::function<void()>& work) {
-  std::string message;
-  int64_t code = 0;
-  if (comm.rank() == 0) {
-    try {
-      work();
-    } catch (const ConfigError& e) {
-      message = e.what(), code = 2;
-    } catch (const std::exception& e) {
-      message = e.what(), code = 1;
-    }
-  }
-  torch::Tensor header = torch::tensor({code, static_cast<int64_t>(message.size())}, torch::kInt64);
-  comm.broadcast(header, 0);
-  if (header[0].item<int64_t>() == 0) return;
-  torch::Tensor text = torch::zeros({header[1].item<int64_t>()}, torch::kUInt8);
-  if (comm.rank() == 0) std::memcpy(text.data_ptr(), message.data(), message.size());
-  comm.broadcast(text, 0);
-  throw AgreedFailure(std::string(static_cast<const char*>(text.data_ptr()), static_cast<size_t>(text.numel())),
-                      static_cast<int>(header[0].item<int64_t>()), comm.rank() == 0);
-}
-
 class Run {
  public:
   Run(const Config& config, const cluster::World& world, std::string resume)
