@@ -132,6 +132,18 @@ void NcclCommunicator::order_after_compute() {
   cuda_check(cudaStreamWaitEvent(stream_, compute_ready_, 0), "cudaStreamWaitEvent");
 }
 
+torch::Tensor NcclCommunicator::on_device(const torch::Tensor& tensor) const {
+  if (!tensor.device().is_cpu()) return tensor;
+  return tensor.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
+}
+
+cudaEvent_t NcclCommunicator::record_done() {
+  cudaEvent_t done = nullptr;
+  cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
+  cuda_check(cudaEventRecord(done, stream_), "cudaEventRecord");
+  return done;
+}
+
 void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
   if (aborted_) throw ClusterError("nccl backend: " + what + ": the communicator was aborted after an earlier failure");
   using Clock = std::chrono::steady_clock;
@@ -156,38 +168,26 @@ std::unique_ptr<Work> NcclCommunicator::allreduce(torch::Tensor& tensor, const A
   if (options.op == ReduceOp::kAverage && !tensor.is_floating_point())
     throw ClusterError("nccl backend: an average of integer values would be truncated; use a float tensor");
   const std::string what = describe("allreduce", tensor);
-  torch::Tensor host, data = tensor;
-  if (tensor.device().is_cpu()) {  // control values: staged through the device
-    host = tensor;
-    data = tensor.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
-  }
+  torch::Tensor host = tensor.device().is_cpu() ? tensor : torch::Tensor();  // control values: staged
+  torch::Tensor data = on_device(tensor);
   const ncclRedOp_t op = options.op == ReduceOp::kMax ? ncclMax : options.op == ReduceOp::kAverage ? ncclAvg : ncclSum;
   order_after_compute();
   nccl_check(ncclAllReduce(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()),
                            nccl_type(data, "allreduce"), op, comm_, stream_),
              what);
-  cudaEvent_t done = nullptr;
-  cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
-  cuda_check(cudaEventRecord(done, stream_), "cudaEventRecord");
-  return std::make_unique<NcclWork>(*this, done, what, host, data);
+  return std::make_unique<NcclWork>(*this, record_done(), what, host, data);
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {
   if (!tensor.is_contiguous()) throw ClusterError("nccl backend: broadcast needs a contiguous tensor");
   const std::string what = describe("broadcast", tensor);
-  torch::Tensor host, data = tensor;
-  if (tensor.device().is_cpu()) {
-    host = tensor;
-    data = tensor.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
-  }
+  torch::Tensor host = tensor.device().is_cpu() ? tensor : torch::Tensor();
+  torch::Tensor data = on_device(tensor);
   order_after_compute();
   nccl_check(ncclBroadcast(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()),
                            nccl_type(data, "broadcast"), root, comm_, stream_),
              what);
-  cudaEvent_t done = nullptr;
-  cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
-  cuda_check(cudaEventRecord(done, stream_), "cudaEventRecord");
-  NcclWork(*this, done, what, host, data).wait();
+  NcclWork(*this, record_done(), what, host, data).wait();
 }
 
 void NcclCommunicator::barrier() {

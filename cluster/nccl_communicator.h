@@ -48,6 +48,10 @@ class NcclCommunicator : public Communicator {
   [[noreturn]] void fail(const std::string& what, const std::string& why);
   // Makes the NCCL stream wait for the work queued so far on the compute stream.
   void order_after_compute();
+  // `tensor`, or for a CPU tensor (control values) a copy on this rank's GPU.
+  torch::Tensor on_device(const torch::Tensor& tensor) const;
+  // A new event recorded on the NCCL stream after the collective just queued (the Work owns it).
+  cudaEvent_t record_done();
 
   MPI_Comm mpi_ = MPI_COMM_NULL;  // for the unique id, allgather of host values
   ncclComm_t comm_ = nullptr;

@@ -6,6 +6,7 @@
 #include "cluster/mpi_communicator.h"
 #include "data/data_error.h"
 #include "tests/test_util.h"
+#include "tests/test_models.h"
 #include "trainer/adversarial_step.h"
 #include "trainer/checkpoint.h"
 #include "trainer/optimizer_state.h"
@@ -13,14 +14,7 @@
 namespace distgan {
 namespace {
 
-ModelSpec small_dcgan() {
-  ModelSpec s;
-  s.name = "dcgan";
-  s.sample_shape = {1, 28, 28};
-  s.z_dim = 8;
-  s.ch = 4;
-  return s;
-}
+using testing::small_dcgan;
 
 // Every parameter, buffer and Adam tensor of `step`, flattened, plus the Adam step counts.
 std::vector<torch::Tensor> state_of(AdversarialStep& step) {

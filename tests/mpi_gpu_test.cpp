@@ -7,6 +7,7 @@
 #include "cluster/mpi_communicator.h"
 #include "cluster/nccl_communicator.h"
 #include "cluster/world.h"
+#include "tests/test_models.h"
 #include "trainer/adversarial_step.h"
 
 namespace distgan {
@@ -16,14 +17,7 @@ namespace {
   if (!torch::cuda::is_available())                                                               \
   GTEST_SKIP() << (cluster::libtorch_has_cuda() ? "no GPU visible" : "this LibTorch has no CUDA")
 
-ModelSpec small_dcgan() {
-  ModelSpec s;
-  s.name = "dcgan";
-  s.sample_shape = {1, 28, 28};
-  s.z_dim = 8;
-  s.ch = 4;
-  return s;
-}
+using testing::small_dcgan;
 
 std::vector<torch::Tensor> parameters(GanModels& m) {
   auto p = m.generator->parameters();

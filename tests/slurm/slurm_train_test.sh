@@ -6,30 +6,9 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 repo=$(cd "$here/../.." && pwd)
-harness=$repo/cluster/local-slurm.sh
 config=$repo/configs/smoke.yaml
 enter_test_dir
-# Always stop the daemons; --watch below covers a SIGKILL of this script.
-trap 'bash "$harness" stop "$tmp/slurm" >/dev/null 2>&1; cd /; rm -rf "$tmp"' EXIT
-trap 'exit 143' TERM INT
-chmod 755 "$tmp"  # munged runs as user munge and must reach its directory inside
-
-out=$(bash "$harness" start "$tmp/slurm" --watch $$ 2>&1); rc=$?
-if [ $rc -eq 77 ]; then echo "SKIP ${out##*: cannot start Slurm: }"; exit 77; fi
-[ $rc -eq 0 ] || { echo "FAIL local-slurm.sh start (exit $rc): $out"; exit 1; }
-eval "$(bash "$harness" env "$tmp/slurm")"
-
-# Finished jobs stay in `scontrol show job` (MinJobAge); there is no accounting database for sacct.
-job_state() { scontrol show job "$1" 2>/dev/null | grep -oE 'JobState=[A-Z_]+' | cut -d= -f2; }
-wait_done() {  # JOBID SECONDS: until the job is in a final state
-  local end=$((SECONDS + $2)) s
-  while [ $SECONDS -lt $end ]; do
-    s=$(job_state "$1")
-    case $s in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED) return 0 ;; esac
-    sleep 1
-  done
-  echo "job $1 still ${s:-unknown} after $2 s"; return 1
-}
+source "$here/lib.sh"
 
 expect_ok "prep the test split" "10000, 1, 28, 28" "$DISTGAN" prep fashion-mnist --split test --out fm.h5
 # DISTGAN and OMPI_ALLOW_RUN_AS_ROOT* reach the job through sbatch's default --export=ALL.
