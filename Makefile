@@ -16,10 +16,10 @@ MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(
 
 all: build
 
-# Slurm and munge too (the job-script tests start a one-machine Slurm), and clang's libFuzzer (the
-# fuzz tests).
+# Slurm and munge too (the job-script tests start a one-machine Slurm), clang's libFuzzer (the
+# fuzz tests) and Chromium (the run report's headless-browser test).
 deps:
-	bash cluster/install-deps.sh --with-slurm --with-fuzz
+	bash cluster/install-deps.sh --with-slurm --with-fuzz --with-browser
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release

@@ -4,18 +4,20 @@
 #   --with-slurm   also install Slurm and munge (for the job-script tests)
 #   --with-peer    also install python3-torch (the PyTorch peer of the benchmarks)
 #   --with-fuzz    also install clang and its libFuzzer runtime (the fuzz tests)
+#   --with-browser also install Chromium (the run report's headless-browser test)
 #   --dry-run      only print what would be installed
 # Environment: DISTGAN_EXTRA_PACKAGES="a b" adds packages to the list (site additions; tests).
 set -euo pipefail
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 
-with_slurm=0; with_peer=0; with_fuzz=0; dry_run=0
+with_slurm=0; with_peer=0; with_fuzz=0; with_browser=0; dry_run=0
 for arg in "$@"; do
   case "$arg" in
     --with-slurm) with_slurm=1 ;;
     --with-peer) with_peer=1 ;;
     --with-fuzz) with_fuzz=1 ;;
+    --with-browser) with_browser=1 ;;
     --dry-run) dry_run=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -29,6 +31,7 @@ packages=(
   libhdf5-dev libyaml-cpp-dev libgtest-dev libpng-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   dataset-fashion-mnist
+  libprotobuf-dev protobuf-compiler python3-protobuf
   python3-h5py python3-numpy
 )
 [ "$with_peer" = 1 ] && packages+=(python3-torch)
@@ -36,6 +39,7 @@ packages=(
 [ -n "${DISTGAN_EXTRA_PACKAGES:-}" ] && packages+=(${DISTGAN_EXTRA_PACKAGES})
 [ "$with_slurm" = 1 ] && packages+=(slurm-wlm slurmd slurmctld munge libpmix-dev)
 [ "$with_fuzz" = 1 ] && packages+=(clang libclang-rt-14-dev)
+[ "$with_browser" = 1 ] && packages+=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do
