@@ -38,12 +38,13 @@ Config load(const TrainOptions& o) {
 }
 
 // Every rank validates; all ranks learn whether any failed, so none exits 0 while another fails.
-int check_on_all_ranks(const Config& config, const cluster::World& world, bool quiet = false) {
+int check_on_all_ranks(Config& config, const cluster::World& world, bool quiet = false) {
   int failed = 0;
   std::string message;
   int exit_code = kExitError;
   std::string summary;
   try {
+    resolve_classes(config);  // model.num_classes from the labels
     rank_device(config, world.info().local_rank);  // first: the loader pins memory for a GPU
     data::PrefetchLoader loader(loader_options(config, world.rank(), world.size()));
     const data::Batch first = loader.next();
@@ -90,7 +91,7 @@ Runner add_train_command(CLI::App& app, int* argc, char*** argv) {
       ->type_name("FILE|auto");
 
   return [o, argc, argv]() -> int {
-    const Config config = load(*o);  // before MPI: a config error needs no job
+    Config config = load(*o);  // before MPI: a config error needs no job
     if (o->print_config) {
       std::fputs(print_config(config).c_str(), stdout);
       return kExitOk;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "trainer/autocast.h"
+#include "trainer/ema.h"
 #include "trainer/optimizer_state.h"
 
 namespace distgan {
@@ -38,7 +39,9 @@ AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, 
 
 void AdversarialStep::broadcast_from_root() {
   torch::NoGradGuard no_grad;
-  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()}) {
+  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get(),
+                               models_.generator_ema ? models_.generator_ema.ptr().get() : nullptr}) {
+    if (m == nullptr) continue;
     for (auto& p : m->parameters()) comm_.broadcast(p, 0);
     for (auto& b : m->buffers()) comm_.broadcast(b, 0);
   }
@@ -64,27 +67,47 @@ void AdversarialStep::broadcast_optimizer_state(torch::optim::Adam& optimizer, c
   }
 }
 
-torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, bool for_g_step) {
+torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step) {
   models_.generator->train();
   BF16Autocast autocast(options_.amp_bf16);
-  if (for_g_step) return models_.generator->forward(z);
+  if (for_g_step) return generate(models_.generator, z, labels);
   torch::NoGradGuard no_grad;
-  return models_.generator->forward(z);
+  return generate(models_.generator, z, labels);
 }
 
-DStepStats AdversarialStep::d_step(const torch::Tensor& real, const torch::Tensor& fake) {
+DStepStats AdversarialStep::d_step(const DStepInput& in) {
   auto& d = models_.discriminator;
   d->train();
   reduce_d_->zero_grad();
+  const bool r1 = in.apply_r1 && options_.r1_gamma > 0;
+  // R1 needs the gradient of D(real) with respect to the real images: a leaf that requires grad.
+  const torch::Tensor real = r1 ? in.real.detach().requires_grad_(true) : in.real;
   torch::Tensor real_logits, fake_logits;
   {
     BF16Autocast autocast(options_.amp_bf16);
-    real_logits = d->forward(real).to(torch::kFloat32);
-    fake_logits = d->forward(fake.detach()).to(torch::kFloat32);
+    real_logits = discriminate(d, real, in.real_labels).to(torch::kFloat32);
+    fake_logits = discriminate(d, in.fake.detach(), in.fake_labels).to(torch::kFloat32);
   }
-  const torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
-  loss.backward();
+  torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
   DStepStats stats;
+  if (r1) {
+    const torch::Tensor penalty = squared_input_gradient(real_logits, real);
+    stats.penalty = penalty.item<double>();
+    // Lazy regularisation (StyleGAN2): every r1_every-th step, weighted by r1_every.
+    loss = loss + (options_.r1_gamma / 2 * static_cast<double>(options_.r1_every)) * penalty;
+  }
+  if (options_.loss == LossKind::kWganGp) {
+    TORCH_CHECK(in.gp_eps.defined(), "d_step: the wgan-gp loss needs gp_eps");
+    const torch::Tensor penalty = gradient_penalty(
+        [&](const torch::Tensor& x) {
+          BF16Autocast autocast(options_.amp_bf16);
+          return discriminate(d, x, in.real_labels).to(torch::kFloat32);
+        },
+        in.real, in.fake, in.gp_eps);
+    stats.penalty = penalty.item<double>();
+    loss = loss + options_.gp_lambda * penalty;
+  }
+  loss.backward();
   stats.loss_d = loss.item<double>();
   // Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so.
   const double mean_loss = reduce_d_->average_gradients(stats.loss_d);
@@ -97,7 +120,7 @@ DStepStats AdversarialStep::d_step(const torch::Tensor& real, const torch::Tenso
   return stats;
 }
 
-GStepStats AdversarialStep::g_step(const torch::Tensor& fake) {
+GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels) {
   reduce_g_->zero_grad();
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
@@ -108,7 +131,7 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake) {
     torch::Tensor logits;
     {
       BF16Autocast autocast(options_.amp_bf16);
-      logits = models_.discriminator->forward(fake).to(torch::kFloat32);
+      logits = discriminate(models_.discriminator, fake, fake_labels).to(torch::kFloat32);
     }
     loss = generator_loss(options_.loss, logits);
     loss.backward();
@@ -131,12 +154,18 @@ void AdversarialStep::average_batchnorm_statistics() {
   torch::NoGradGuard no_grad;
   for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()})
     for (auto& t : batchnorm_running_stats(*m)) comm_.allreduce(t, {cluster::ReduceOp::kAverage})->wait();
+  if (models_.generator_ema) ema_copy_buffers(*models_.generator_ema, *models_.generator);
 }
 
-torch::Tensor AdversarialStep::sample(const torch::Tensor& z) {
+void AdversarialStep::update_ema(double beta) {
+  if (models_.generator_ema) ema_update(*models_.generator_ema, *models_.generator, beta);
+}
+
+torch::Tensor AdversarialStep::sample(const torch::Tensor& z, const torch::Tensor& labels, bool use_ema) {
   torch::NoGradGuard no_grad;
-  models_.generator->eval();
-  torch::Tensor out = models_.generator->forward(z);
+  auto& g = use_ema && models_.generator_ema ? models_.generator_ema : models_.generator;
+  g->eval();
+  torch::Tensor out = generate(g, z, labels);
   models_.generator->train();
   return out;
 }
@@ -144,8 +173,10 @@ torch::Tensor AdversarialStep::sample(const torch::Tensor& z) {
 std::string AdversarialStep::compare_replicas() {
   std::vector<std::string> names;
   std::vector<double> sums;
-  for (const auto& [prefix, module] : {std::pair<std::string, torch::nn::Module*>{"generator/", models_.generator.ptr().get()},
-                                       {"discriminator/", models_.discriminator.ptr().get()}}) {
+  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"generator/", models_.generator.ptr().get()},
+                                                                  {"discriminator/", models_.discriminator.ptr().get()}};
+  if (models_.generator_ema) modules.emplace_back("generator_ema/", models_.generator_ema.ptr().get());
+  for (const auto& [prefix, module] : modules) {
     auto add = [&](const std::string& name, const torch::Tensor& t) {
       const torch::Tensor host = t.detach().to(torch::kCPU).contiguous();
       names.push_back(prefix + name);

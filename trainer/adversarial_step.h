@@ -1,7 +1,10 @@
 // The adversarial step on one rank, in lock-step with every other rank (DESIGN.md):
 //   fake = G(z)
 //   D step: loss_D(D(real), D(fake.detach())) -> backward -> average D grads -> Adam step
-//   G step: loss_G(D(fake))                   -> backward -> average G grads -> Adam step
+//   G step: loss_G(D(fake))                   -> backward -> average G grads -> Adam step -> EMA update
+// Conditional models take labels: real ones with the real batch, drawn ones with z. The R1 penalty
+// (every r1_every-th D step, weighted gamma / 2 * r1_every) and WGAN-GP's penalty are added to D's
+// loss before its single backward.
 // Replicas start identical (broadcast from rank 0) and stay identical: the same averaged gradient
 // goes into the same optimizer everywhere. BatchNorm uses each rank's own batch statistics while
 // training; average_batchnorm_statistics() makes the running statistics equal before they are used.
@@ -24,6 +27,16 @@ struct StepOptions {
   std::array<double, 2> betas_g{0.5, 0.999}, betas_d{0.5, 0.999};
   int64_t bucket_bytes = cluster::kDefaultBucketBytes;
   bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32
+  double r1_gamma = 0;    // R1 weight (0: off)
+  int64_t r1_every = 16;  // lazy R1: applied on D steps the caller marks, scaled by this
+  double gp_lambda = 10;  // wgan-gp's penalty weight
+};
+
+// One D step's inputs. Labels are undefined for unconditional models; gp_eps [B] (U(0, 1)) only for
+// wgan-gp; apply_r1 on the D steps that carry the lazy R1 penalty.
+struct DStepInput {
+  torch::Tensor real, real_labels, fake, fake_labels, gp_eps;
+  bool apply_r1 = false;
 };
 
 // A step whose averaged loss or gradient is not finite is not applied (on every rank alike: the
@@ -33,6 +46,7 @@ struct DStepStats {
   double d_real = 0;  // mean D(real) as a probability (sigmoid of the logit)
   double d_fake = 0;
   double grad_norm = 0;  // of the averaged gradient
+  double penalty = 0;    // this rank's R1 or gradient penalty (unweighted; 0 when none this step)
   bool skipped = false;
 };
 
@@ -49,12 +63,17 @@ class AdversarialStep {
   // Rank 0's parameters, buffers and optimizer state to every rank.
   void broadcast_from_root();
 
-  // G(z) for the step. With `for_g_step` the graph is kept so g_step() can backpropagate through it.
-  torch::Tensor generate_for_step(const torch::Tensor& z, bool for_g_step);
+  // G(z, labels) for the step. With `for_g_step` the graph is kept so g_step() can backpropagate.
+  torch::Tensor generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step);
+  torch::Tensor generate_for_step(const torch::Tensor& z, bool for_g_step) { return generate_for_step(z, {}, for_g_step); }
   // One D update on this rank's real batch and fake batch (detached inside).
-  DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake);
-  // One G update through D(fake).
-  GStepStats g_step(const torch::Tensor& fake);
+  DStepStats d_step(const DStepInput& in);
+  DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake) { return d_step(DStepInput{real, {}, fake, {}, {}}); }
+  // One G update through D(fake, labels).
+  GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels);
+  GStepStats g_step(const torch::Tensor& fake) { return g_step(fake, {}); }
+  // Moves G's EMA (if the models have one) towards G with this beta (trainer/ema.h).
+  void update_ema(double beta);
 
   // Averages BatchNorm running statistics across ranks (a collective: every rank calls it).
   void average_batchnorm_statistics();
@@ -62,8 +81,9 @@ class AdversarialStep {
   // allgather); returns "" when all replicas are identical, else which tensor differs first and on
   // which ranks. Every rank gets the same answer.
   std::string compare_replicas();
-  // G(z) in eval mode without gradients (for samples).
-  torch::Tensor sample(const torch::Tensor& z);
+  // G(z, labels) in eval mode without gradients (for samples): the EMA generator when the models
+  // have one and use_ema is set.
+  torch::Tensor sample(const torch::Tensor& z, const torch::Tensor& labels = {}, bool use_ema = true);
 
   GanModels& models() { return models_; }
   torch::optim::Adam& optimizer_g() { return *opt_g_; }

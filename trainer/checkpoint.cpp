@@ -11,6 +11,7 @@
 
 #include "data/data_error.h"
 #include "trainer/config_schema.h"
+#include "trainer/ema.h"
 #include "trainer/optimizer_state.h"
 
 #ifndef DISTGAN_VERSION
@@ -96,6 +97,7 @@ CheckpointData snapshot_checkpoint(const Config& config, const ModelSpec& spec, 
   GanModels& models = step.models();
   snapshot_module("generator/", *models.generator, out);
   snapshot_module("discriminator/", *models.discriminator, out);
+  if (models.generator_ema) snapshot_module("generator_ema/", *models.generator_ema, out);
   snapshot_adam("optimizer/generator/", *models.generator, step.optimizer_g(), out);
   snapshot_adam("optimizer/discriminator/", *models.discriminator, step.optimizer_d(), out);
   out.tensors.emplace_back("rng/noise", host_copy(rng_states));
@@ -146,10 +148,14 @@ CheckpointInfo read_checkpoint_info(const CheckpointReader& reader) {
 
 bool resume_may_change(const std::string& key) {
   static const std::set<std::string> sections{"checkpoint", "logging", "cluster"};
+  static const std::set<std::string> sections_more{"eval"};
   static const std::set<std::string> keys{"training.steps",        "training.lr_g",         "training.lr_d",
                                           "training.betas_g",      "training.betas_d",      "training.amp",
                                           "training.on_nonfinite", "training.max_consecutive_skips",
+                                          "training.ema.half_life_kimg", "training.ema.rampup",
+                                          "training.r1.gamma",     "training.r1.every",     "training.gp.lambda",
                                           "data.path",             "data.prefetch_batches", "data.chunk_cache_mb"};
+  if (sections_more.count(key.substr(0, key.find('.')))) return true;
   return sections.count(key.substr(0, key.find('.'))) != 0 || keys.count(key) != 0;
 }
 
@@ -172,6 +178,15 @@ torch::Tensor restore_checkpoint(CheckpointReader& reader, AdversarialStep& step
   GanModels& models = step.models();
   restore_module(reader, "generator/", *models.generator);
   restore_module(reader, "discriminator/", *models.discriminator);
+  if (models.generator_ema) {
+    if (reader.tensor_names("generator_ema/").empty()) {  // EMA switched on at this resume: start from G
+      std::printf("distgan: %s has no generator EMA: the EMA starts from the generator\n", reader.path().c_str());
+      torch::NoGradGuard no_grad;
+      ema_update(*models.generator_ema, *models.generator, 0.0);
+    } else {
+      restore_module(reader, "generator_ema/", *models.generator_ema);
+    }
+  }
   restore_adam(reader, "optimizer/generator/", *models.generator, step.optimizer_g());
   restore_adam(reader, "optimizer/discriminator/", *models.discriminator, step.optimizer_d());
   torch::Tensor rng = reader.read_any_shape("rng/noise", torch::kUInt8, kMaxRngElements);

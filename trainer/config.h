@@ -31,6 +31,9 @@ struct ModelConfig {
   int64_t mlp_width = 256;
   int64_t mlp_depth = 3;
   bool mlp_batchnorm = false;
+  bool conditional = false;      // G(z, class) and a projection D; needs labels in the dataset
+  int64_t num_classes = 0;       // with conditional: 0 = max label + 1 (resolved at the start of a run)
+  bool d_spectral_norm = false;  // spectral normalisation of D's layers (and no batch norm in D)
 };
 
 struct TrainingConfig {
@@ -46,6 +49,11 @@ struct TrainingConfig {
   std::string amp = "none";  // none | bf16 (autocast of the forward passes on CUDA)
   std::string on_nonfinite = "skip";  // skip | abort: a non-finite averaged loss or gradient
   int64_t max_consecutive_skips = 20;
+  double ema_half_life_kimg = 10;  // training.ema.half_life_kimg: G's EMA (0: no EMA)
+  double ema_rampup = 0.05;        // training.ema.rampup: half-life at most this x images seen (0: none)
+  double r1_gamma = 0;             // training.r1.gamma: R1 penalty weight on real data (0: off)
+  int64_t r1_every = 16;           // training.r1.every: lazy R1 every this many D steps
+  double gp_lambda = 10;           // training.gp.lambda: gradient penalty weight of the wgan-gp loss
 };
 
 struct CheckpointConfig {
@@ -70,6 +78,15 @@ struct ClusterConfig {
   int64_t check_replicas_every = 500;  // steps between replica checksum comparisons (0: never)
 };
 
+struct EvalConfig {
+  int64_t every = 0;           // evaluate every this many steps during training (0: never)
+  int64_t samples = 10000;     // generated samples per evaluation (2-D mixtures: 2,500)
+  std::string classifier;      // feature extractor for images: a `distgan eval train-classifier` file
+  std::string features;        // or a TorchScript module (features = its forward output)
+  std::string real;            // reference real data for vectors/images ("" = data.path)
+  bool ema = true;             // evaluate the EMA generator when there is one
+};
+
 struct Config {
   DataConfig data;
   ModelConfig model;
@@ -77,6 +94,7 @@ struct Config {
   CheckpointConfig checkpoint;
   LoggingConfig logging;
   ClusterConfig cluster;
+  EvalConfig eval;
 
   std::string source_path;  // the YAML file it was loaded from ("" for defaults)
   std::string source_text;  // that file's text, kept for checkpoints

@@ -145,6 +145,7 @@ std::vector<ConfigKey> build_schema() {
   using K = CheckpointConfig;
   using L = LoggingConfig;
   using U = ClusterConfig;
+  using E = EvalConfig;
   return {
       string_key("data", &C::data, "path", &D::path, {}, "HDF5 dataset file (written by `distgan prep` or h5py)"),
       string_key("data", &C::data, "dataset", &D::dataset, {}, "path of the samples inside the file"),
@@ -168,11 +169,18 @@ std::vector<ConfigKey> build_schema() {
       int_key("model", &C::model, "mlp_width", &M::mlp_width, 1, 65536, "MLP hidden width"),
       int_key("model", &C::model, "mlp_depth", &M::mlp_depth, 1, 64, "MLP hidden layers"),
       bool_key("model", &C::model, "mlp_batchnorm", &M::mlp_batchnorm, "batch norm in the MLP generator"),
+      bool_key("model", &C::model, "conditional", &M::conditional,
+               "class-conditional G (label embedding) and D (projection head); needs data.labels"),
+      int_key("model", &C::model, "num_classes", &M::num_classes, 0, 1 << 20,
+              "classes of a conditional model (0: the largest label + 1)"),
+      bool_key("model", &C::model, "d_spectral_norm", &M::d_spectral_norm,
+               "spectral normalisation of D's layers (D then has no batch norm)"),
 
       int_key("training", &C::training, "steps", &T::steps, 0, kBig, "generator steps to train for"),
       int_key("training", &C::training, "batch_size", &T::batch_size, 1, kBig,
               "global batch: split evenly across the ranks"),
-      string_key("training", &C::training, "loss", &T::loss, {"nonsaturating", "hinge"}, "adversarial loss"),
+      string_key("training", &C::training, "loss", &T::loss, {"nonsaturating", "hinge", "wgan-gp"},
+                 "adversarial loss (wgan-gp: Wasserstein loss with a gradient penalty; use n_critic 5)"),
       float_key("training", &C::training, "lr_g", &T::lr_g, 0, 1, true, "generator Adam learning rate"),
       float_key("training", &C::training, "lr_d", &T::lr_d, 0, 1, true, "discriminator Adam learning rate"),
       pair_key("training", &C::training, "betas_g", &T::betas_g, "generator Adam betas"),
@@ -185,6 +193,16 @@ std::vector<ConfigKey> build_schema() {
                  "a non-finite loss or gradient: skip the update on every rank, or stop (exit 1)"),
       int_key("training", &C::training, "max_consecutive_skips", &T::max_consecutive_skips, 1, 1000000,
               "with on_nonfinite skip: stop after this many steps in a row with a skipped update"),
+      float_key("training", &C::training, "ema.half_life_kimg", &T::ema_half_life_kimg, 0, 1e9, false,
+                "half-life of G's exponential moving average, in thousands of images (0: no EMA)"),
+      float_key("training", &C::training, "ema.rampup", &T::ema_rampup, 0, 1e6, false,
+                "EMA ramp-up: the half-life is at most this x the images seen so far (0: no ramp-up)"),
+      float_key("training", &C::training, "r1.gamma", &T::r1_gamma, 0, 1e9, false,
+                "R1 gradient penalty on real data: weight gamma (0: off)"),
+      int_key("training", &C::training, "r1.every", &T::r1_every, 1, 1000000,
+              "apply R1 every this many D steps, scaled by it (lazy regularisation)"),
+      float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
+                "gradient penalty weight of the wgan-gp loss"),
 
       int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
               "write a checkpoint every this many steps (0: only at the end)"),
@@ -212,6 +230,18 @@ std::vector<ConfigKey> build_schema() {
               "seconds a collective may take before the job is aborted"),
       int_key("cluster", &C::cluster, "check_replicas_every", &U::check_replicas_every, 0, kBig,
               "compare a checksum of every parameter across ranks every this many steps (0: never)"),
+
+      int_key("eval", &C::eval, "every", &E::every, 0, kBig,
+              "evaluate (distgan eval's metrics) every this many steps during training (0: never)"),
+      int_key("eval", &C::eval, "samples", &E::samples, 100, 1000000,
+              "generated samples per evaluation (2-D mixtures use 2,500)"),
+      string_key("eval", &C::eval, "classifier", &E::classifier, {},
+                 "image features: a classifier file from `distgan eval train-classifier`"),
+      string_key("eval", &C::eval, "features", &E::features, {},
+                 "image features: a TorchScript module (its forward maps [N,C,H,W] in [-1,1] to [N,F])"),
+      string_key("eval", &C::eval, "real", &E::real, {},
+                 "real reference data for the metrics (\"\": data.path)"),
+      bool_key("eval", &C::eval, "ema", &E::ema, "evaluate G's EMA when the run has one"),
   };
 }
 
@@ -223,7 +253,7 @@ const std::vector<ConfigKey>& config_schema() {
 }
 
 const std::vector<std::string>& config_sections() {
-  static const std::vector<std::string> sections{"data", "model", "training", "checkpoint", "logging", "cluster"};
+  static const std::vector<std::string> sections{"data", "model", "training", "checkpoint", "logging", "cluster", "eval"};
   return sections;
 }
 

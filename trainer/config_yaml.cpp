@@ -46,6 +46,13 @@ const ConfigKey* find_key(const std::string& path) {
   return nullptr;
 }
 
+// "training.ema": the prefix of nested keys such as training.ema.half_life_kimg.
+bool is_group(const std::string& path) {
+  for (const auto& k : config_schema())
+    if (k.path().compare(0, path.size() + 1, path + ".") == 0) return true;
+  return false;
+}
+
 std::string suggestion(const std::string& key) {
   const std::string near = nearest_key(key);
   return near.empty() ? "" : "; did you mean '" + near + "'?";
@@ -109,16 +116,27 @@ Config parse_config(const std::string& text, const std::string& origin) {
       const std::string near = nearest(section, sections);
       throw ConfigError(at(origin, entry.first) + ": unknown section '" + section + "'" +
                         (near.empty() ? "" : "; did you mean '" + near + "'?") + " (sections: data, model, "
-                        "training, checkpoint, logging, cluster)");
+                        "training, checkpoint, logging, cluster, eval)");
     }
     if (entry.second.IsNull()) continue;
     if (!entry.second.IsMap())
       throw ConfigError(at(origin, entry.second) + ": section '" + section + "' must be a mapping of keys");
     for (const auto& item : entry.second) {
       const std::string path = section + "." + key_text(item.first, section);
+      if (find_key(path) == nullptr && item.second.IsMap() && is_group(path)) {  // training.ema: {...}
+        for (const auto& sub : item.second) {
+          const std::string sub_path = path + "." + key_text(sub.first, path);
+          const ConfigKey* key = find_key(sub_path);
+          if (key == nullptr)
+            throw ConfigError(at(origin, sub.first) + ": unknown key '" + sub_path + "'" + suggestion(sub_path));
+          set_key(c, *key, sub.second, at(origin, sub.second.IsNull() ? sub.first : sub.second));
+        }
+        continue;
+      }
       const ConfigKey* key = find_key(path);
       if (key == nullptr)
-        throw ConfigError(at(origin, item.first) + ": unknown key '" + path + "'" + suggestion(path));
+        throw ConfigError(at(origin, item.first) + ": unknown key '" + path + "'" + suggestion(path) +
+                          (is_group(path) ? " (a group of keys: expected a mapping)" : ""));
       set_key(c, *key, item.second, at(origin, item.second.IsNull() ? item.first : item.second));
     }
   }
@@ -161,13 +179,19 @@ std::string print_config(const Config& config) {
   std::ostringstream out;
   out << "# distgan configuration (effective values"
       << (config.source_path.empty() ? "" : " from " + config.source_path + " and overrides") << ")\n";
-  std::string section;
+  std::string section, group;
   for (const auto& key : config_schema()) {
     if (key.section != section) {
       section = key.section;
+      group.clear();
       out << section << ":\n";
     }
-    std::string line = "  " + key.name + ": " + key.get(config);
+    // Nested keys (training.ema.half_life_kimg) print under their group: "  ema:\n    half_life_kimg: ..."
+    const size_t dot = key.name.find('.');
+    const std::string key_group = dot == std::string::npos ? "" : key.name.substr(0, dot);
+    if (key_group != group && !key_group.empty()) out << "  " << key_group << ":\n";
+    group = key_group;
+    std::string line = (group.empty() ? "  " + key.name : "    " + key.name.substr(dot + 1)) + ": " + key.get(config);
     line.resize(std::max<size_t>(line.size() + 1, 40), ' ');
     out << line << "# " << key.description << "\n";
   }

@@ -102,6 +102,12 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   s.mlp_width = config.model.mlp_width;
   s.mlp_depth = config.model.mlp_depth;
   s.mlp_batchnorm = config.model.mlp_batchnorm;
+  s.num_classes = config.model.conditional ? config.model.num_classes : 0;
+  if (config.model.conditional && s.num_classes <= 0)
+    throw std::invalid_argument("model.num_classes: a conditional model needs the number of classes (it is taken "
+                                "from the dataset's labels at the start of a run)");
+  s.d_spectral_norm = config.model.d_spectral_norm;
+  s.ema = config.training.ema_half_life_kimg > 0;
   return s;
 }
 
@@ -115,6 +121,7 @@ void save_model_file(const std::string& path, const Config& config, const ModelS
                   H5Fclose);
     write_group(file.get(), "/generator", *models.generator, path);
     write_group(file.get(), "/discriminator", *models.discriminator, path);
+    if (models.generator_ema) write_group(file.get(), "/generator_ema", *models.generator_ema, path);
     data::h5_write_string_attribute(file.get(), "format", kFormat, path);
     data::h5_write_string_attribute(file.get(), "config", print_config(config), path);
     data::h5_write_string_attribute(file.get(), "sample_shape", join(spec.sample_shape), path);
@@ -153,6 +160,14 @@ LoadedModels load_model_file(const std::string& path) {
   loaded.models = build_models(loaded.spec);
   read_group(file.get(), "/generator", *loaded.models.generator, path);
   read_group(file.get(), "/discriminator", *loaded.models.discriminator, path);
+  if (loaded.models.generator_ema) {
+    if (H5Lexists(file.get(), "/generator_ema", H5P_DEFAULT) > 0) {
+      read_group(file.get(), "/generator_ema", *loaded.models.generator_ema, path);
+    } else {
+      data::h5_last_error();
+      loaded.models.generator_ema = torch::nn::Sequential(nullptr);  // a file from before EMAs
+    }
+  }
   return loaded;
 }
 

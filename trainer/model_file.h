@@ -2,6 +2,7 @@
 // `distgan sample` reads: an HDF5 file, readable with h5py, holding
 //   /generator/<parameter or buffer name>      float32 (int64 for BatchNorm counters)
 //   /discriminator/<name>
+//   /generator_ema/<name>                      when the run kept an EMA of G (training.ema)
 // and root attributes: config (the run's YAML), sample_shape ("1,28,28"), step, format.
 // Written atomically. load_model_file also reads checkpoints (trainer/checkpoint.h): same groups.
 #pragma once

@@ -2,7 +2,17 @@
 //   dcgan: for 28x28 (and 32x32) images, width `ch`, latent `z_dim` (see models.cpp for layers)
 //   mlp:   for vectors, `mlp_depth` hidden layers of `mlp_width`, optional batch norm in G
 // Both G and D are torch::nn::Sequential: G maps z [B, z_dim] to a sample, D maps a sample to one
-// logit per sample [B].
+// logit per sample [B]; D's last two modules are its output layer and a Flatten.
+//
+// Conditional models (num_classes > 0) keep that shape and add one registered child each, outside
+// the Sequential's chain: G's "class_embedding" (its output is concatenated to z, so G's first
+// layer takes z_dim + kClassEmbeddingDim inputs) and D's "class_projection" (the projection
+// discriminator of Miyato & Koyama 2018: logit = out(h) + <embed(y), sum-pooled h>, with h the
+// features before D's output layer). generate() and discriminate() run them.
+//
+// With spectral_norm, D's convolutions and linear layers are SNConv2d / SNLinear (weights divided by
+// their largest singular value, estimated by one power iteration per training forward; the
+// iteration's vectors are buffers, so checkpoints carry them) and D has no batch norm.
 #pragma once
 
 #include <torch/torch.h>
@@ -21,7 +31,32 @@ struct ModelSpec {
   int64_t mlp_width = 256;
   int64_t mlp_depth = 3;
   bool mlp_batchnorm = false;
+  int64_t num_classes = 0;  // > 0: class-conditional G and D
+  bool d_spectral_norm = false;
+  bool ema = false;         // also build generator_ema (a second G whose parameters track G's average)
 };
+
+constexpr int64_t kClassEmbeddingDim = 32;
+
+// W / sigma(W) for a weight [out, ...] viewed as [out, in]; u [out] and v [in] are the power
+// iteration's vectors, updated in place (under no_grad) when `update` is set. The gradient flows
+// through W and sigma as in Miyato et al. 2018 (u and v held constant).
+torch::Tensor spectral_normalized(const torch::Tensor& weight, torch::Tensor& u, torch::Tensor& v, bool update);
+
+struct SNConv2dImpl : torch::nn::Module {
+  SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias, sn_u, sn_v;
+  int64_t stride, padding;
+};
+TORCH_MODULE(SNConv2d);
+
+struct SNLinearImpl : torch::nn::Module {
+  SNLinearImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias, sn_u, sn_v;
+};
+TORCH_MODULE(SNLinear);
 
 // DCGAN's first generator layer, ConvTranspose2d(z, C, k, stride 1, padding 0) on a 1x1 input,
 // computed as what it is: one matrix product z [B, z] x W [z, C*k*k] -> [B, C, k, k]. The weight
@@ -37,7 +72,15 @@ TORCH_MODULE(LatentProjection);
 struct GanModels {
   torch::nn::Sequential generator;
   torch::nn::Sequential discriminator;
+  torch::nn::Sequential generator_ema{nullptr};  // when spec.ema: starts equal to generator
 };
+
+// G(z) for unconditional models (labels undefined) and G(z, labels) for conditional ones.
+torch::Tensor generate(torch::nn::Sequential& g, const torch::Tensor& z, const torch::Tensor& labels);
+// D's logits [B]; labels as for generate().
+torch::Tensor discriminate(torch::nn::Sequential& d, const torch::Tensor& x, const torch::Tensor& labels);
+// Whether `module` (G or D) was built conditional.
+bool is_conditional(torch::nn::Sequential& module);
 
 // Builds G and D with DCGAN initialisation (conv/linear weights normal(0, 0.02), BN weights
 // normal(1, 0.02), biases zero), drawing from torch's default generator. Throws std::invalid_argument

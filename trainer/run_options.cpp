@@ -1,6 +1,7 @@
 #include "trainer/run_options.h"
 
 #include "cluster/world.h"
+#include "data/dataset_reader.h"
 
 namespace distgan {
 
@@ -29,6 +30,40 @@ data::LoaderOptions loader_options(const Config& config, int rank, int world_siz
   o.remainder = data::parse_remainder(config.data.remainder);
   o.prefetch_batches = static_cast<int>(config.data.prefetch_batches);
   return o;
+}
+
+std::vector<int64_t> class_counts(const data::ReaderOptions& reader_options) {
+  data::DatasetReader reader(reader_options);
+  if (!reader.has_labels()) return {};
+  std::vector<int64_t> labels(static_cast<size_t>(reader.size()));
+  reader.read_labels(0, reader.size(), labels.data());
+  std::vector<int64_t> counts;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= (int64_t{1} << 20))
+      throw data::DataError(reader_options.path + ": label " + std::to_string(labels[i]) + " of sample " +
+                            std::to_string(i) + " is not a class index in [0, 2^20)");
+    if (static_cast<size_t>(labels[i]) >= counts.size()) counts.resize(static_cast<size_t>(labels[i]) + 1, 0);
+    ++counts[static_cast<size_t>(labels[i])];
+  }
+  return counts;
+}
+
+void resolve_classes(Config& config) {
+  if (!config.model.conditional) return;
+  const data::ReaderOptions reader = loader_options(config, 0, 1).reader;
+  if (config.data.labels.empty())
+    throw ConfigError("model.conditional: true needs class labels, but data.labels is \"\"");
+  const std::vector<int64_t> counts = class_counts(reader);
+  if (counts.empty())
+    throw ConfigError("model.conditional: true needs class labels: " + config.data.path + " has no dataset '" +
+                      config.data.labels + "' (data.labels)");
+  const auto found = static_cast<int64_t>(counts.size());
+  if (config.model.num_classes == 0) {
+    config.model.num_classes = found;
+  } else if (found > config.model.num_classes) {
+    throw ConfigError("model.num_classes: " + std::to_string(config.model.num_classes) + ", but " +
+                      config.data.path + " has label " + std::to_string(found - 1));
+  }
 }
 
 cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank) {

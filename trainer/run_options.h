@@ -13,6 +13,14 @@ int64_t per_rank_batch(const Config& config, int world_size);
 
 data::LoaderOptions loader_options(const Config& config, int rank, int world_size);
 
+// For model.conditional: checks that the dataset has labels in [0, num_classes) and sets
+// model.num_classes from them when it is 0 (the largest label + 1). Throws ConfigError naming the
+// file. Other configs are left alone.
+void resolve_classes(Config& config);
+
+// The class counts of the dataset's labels (empty when it has none).
+std::vector<int64_t> class_counts(const data::ReaderOptions& reader);
+
 // The communicator for this rank's local rank (the GPU it drives).
 cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank);
 

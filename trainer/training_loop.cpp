@@ -20,6 +20,7 @@
 #include "trainer/adversarial_step.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_writer.h"
+#include "trainer/ema.h"
 #include "trainer/metrics_log.h"
 #include "trainer/model_file.h"
 #include "trainer/png_image.h"
@@ -60,7 +61,9 @@ struct Interval {
 class Run {
  public:
   Run(const Config& config, const cluster::World& world, std::string resume)
-      : config_(config), world_(world), run_dir_(config.logging.run_dir), resume_(std::move(resume)) {}
+      : config_(config), world_(world), run_dir_(config.logging.run_dir), resume_(std::move(resume)) {
+    resolve_classes(config_);  // model.num_classes from the labels (the launcher has done it already)
+  }
 
   TrainingOutcome execute();
 
@@ -75,7 +78,7 @@ class Run {
   bool preemption_agreed();
   bool count_update(Interval& interval, bool skipped, const char* which, int64_t step, double loss, double norm);
 
-  const Config& config_;
+  Config config_;
   const cluster::World& world_;
   fs::path run_dir_;
   std::string resume_;
@@ -90,6 +93,7 @@ class Run {
   at::Generator noise_;                    // on the host, so its state is checkpointed alike on CPU and GPU
   torch::Device device_ = torch::kCPU;
   torch::Tensor fixed_noise_;
+  torch::Tensor fixed_labels_;  // conditional models: the class of each sample in the grids
   torch::Tensor real_points_;  // for 2-D scatter plots
   Clock::time_point started_ = Clock::now();
   int64_t global_batch_ = 0;
@@ -240,9 +244,10 @@ void Run::write_samples(const std::string& name) {
   if (world_.rank() != 0) return;
   const fs::path path = run_dir_ / "samples" / (name + ".png");
   if (spec_.sample_shape.size() == 3) {
-    write_png(path.string(), image_grid(step_->sample(fixed_noise_).cpu(), 8));
+    // Conditional models: one row per class.
+    write_png(path.string(), image_grid(step_->sample(fixed_noise_, fixed_labels_).cpu(), 8));
   } else if (spec_.sample_shape[0] >= 2) {  // a scatter plot of the first two coordinates
-    write_png(path.string(), scatter_plot(real_points_, step_->sample(fixed_noise_).cpu()));
+    write_png(path.string(), scatter_plot(real_points_, step_->sample(fixed_noise_, fixed_labels_).cpu()));
   }
 }
 
@@ -364,16 +369,25 @@ TrainingOutcome Run::execute() {
   so.betas_d = config_.training.betas_d;
   so.bucket_bytes = static_cast<int64_t>(config_.cluster.bucket_mb * 1024 * 1024);
   so.amp_bf16 = config_.training.amp == "bf16";
+  so.r1_gamma = config_.training.r1_gamma;
+  so.r1_every = config_.training.r1_every;
+  so.gp_lambda = config_.training.gp_lambda;
   GanModels models = build_models(spec_);  // initialised on the host (same values on CPU and GPU runs)
   models.generator->to(device_);
   models.discriminator->to(device_);
+  if (models.generator_ema) models.generator_ema->to(device_);
   step_ = std::make_unique<AdversarialStep>(std::move(models), *comm_, so);
   restore_state(threads, lo.batch_size);
 
   const auto seed = static_cast<uint64_t>(config_.training.seed);
   at::Generator sample_noise = at::detail::createCPUGenerator(mix(seed ^ kSampleStream));
   const bool images = spec_.sample_shape.size() == 3;
-  fixed_noise_ = torch::randn({images ? kGridSamples : kScatterSamples, spec_.z_dim}, sample_noise).to(device_);
+  const int64_t classes = spec_.num_classes, shown_classes = std::min<int64_t>(classes, 16);
+  const int64_t shown = !images ? kScatterSamples : classes > 0 ? 8 * shown_classes : kGridSamples;
+  fixed_noise_ = torch::randn({shown, spec_.z_dim}, sample_noise).to(device_);
+  if (classes > 0)  // rows of 8 per class in the grids; every class in turn in the scatter plots
+    fixed_labels_ = (images ? torch::arange(shown_classes).repeat_interleave(8) : torch::arange(shown) % classes)
+                        .to(device_);
   prepare_run_directory();
   if (!images && world_.rank() == 0) {  // real points for the scatter plots: a few batches from a fresh reader
     data::LoaderOptions rl = loader_options(config_, 0, 1);
@@ -387,11 +401,12 @@ TrainingOutcome Run::execute() {
   last_checkpoint_step_ = resumed_world_size_ > 0 ? position_.step : -1;
 
   const int64_t per_rank = lo.batch_size, n_critic = config_.training.n_critic;
+  const LossKind step_loss = so.loss;
   const int64_t every = config_.checkpoint.every;
   Interval interval;
   for (int64_t s = position_.step + 1; s <= config_.training.steps; ++s) {
     comm_->set_label("step " + std::to_string(s));
-    torch::Tensor fake;
+    torch::Tensor fake, fake_labels;
     data::Batch batch;
     for (int64_t c = 0; c < n_critic; ++c) {
       const auto t0 = Clock::now();
@@ -402,8 +417,18 @@ TrainingOutcome Run::execute() {
       torch::Tensor real = batch.data.to(device_, /*non_blocking=*/true);
       if (fault_steps_.count(s) && world_.rank() == world_.size() - 1) real = real * NAN;  // test hook
       const torch::Tensor z = torch::randn({per_rank, spec_.z_dim}, noise_).to(device_, /*non_blocking=*/true);
-      fake = step_->generate_for_step(z, last);
-      const DStepStats d = step_->d_step(real, fake);
+      DStepInput in;
+      in.real = real;
+      if (classes > 0) {  // real labels with the batch; fake ones drawn uniformly, from the rank's stream
+        in.real_labels = batch.labels.to(device_, /*non_blocking=*/true);
+        in.fake_labels = torch::randint(classes, {per_rank}, noise_, torch::kInt64).to(device_);
+      }
+      if (step_loss == LossKind::kWganGp) in.gp_eps = torch::rand({per_rank}, noise_).to(device_);
+      in.apply_r1 = ((s - 1) * n_critic + c) % config_.training.r1_every == 0;  // by D-step count: resumes alike
+      fake = step_->generate_for_step(z, in.fake_labels, last);
+      in.fake = fake;
+      fake_labels = in.fake_labels;
+      const DStepStats d = step_->d_step(in);
       ++interval.d_steps;
       if (count_update(interval, d.skipped, "D", s, d.loss_d, d.grad_norm)) {
         interval.loss_d += d.loss_d;
@@ -413,9 +438,11 @@ TrainingOutcome Run::execute() {
         ++interval.d_applied;
       }
     }
-    const GStepStats g = step_->g_step(fake);
+    const GStepStats g = step_->g_step(fake, fake_labels);
     ++interval.g_steps;
     if (count_update(interval, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
+      step_->update_ema(ema_beta(config_.training.ema_half_life_kimg, config_.training.ema_rampup,
+                                 s * global_batch_, global_batch_));
       interval.loss_g += g.loss_g;
       interval.norm_g += g.grad_norm;
       ++interval.g_applied;
