@@ -20,5 +20,7 @@ Runner add_prep_command(CLI::App& app);
 Runner add_inspect_command(CLI::App& app);
 Runner add_train_command(CLI::App& app, int* argc, char*** argv);
 Runner add_sample_command(CLI::App& app);
+Runner add_report_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
 
 }  // namespace distgan::launcher

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   app.footer("Run `distgan <command> --help` for the options of a command.");
   // Registered in this order, so the i-th subcommand of `app` runs with runners[i].
   const std::vector<Runner> runners{add_prep_command(app), add_inspect_command(app),
-                                    add_train_command(app, &argc, &argv), add_sample_command(app)};
+                                    add_train_command(app, &argc, &argv), add_sample_command(app),
+                                    add_report_command(app), add_eval_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -20,6 +20,8 @@ struct SampleOptions {
   int64_t count = 64;
   uint64_t seed = 0;
   bool force = false;
+  bool no_ema = false;
+  int64_t class_index = -1;  // conditional models: -1 = every class in turn
 };
 
 }  // namespace
@@ -35,25 +37,50 @@ Runner add_sample_command(CLI::App& app) {
   cmd->add_option("--grid", o->grid, "PNG file: a grid of the items (images) or a scatter plot (2-D vectors)");
   cmd->add_option("--seed", o->seed, "noise seed")->capture_default_str();
   cmd->add_flag("-f,--force", o->force, "replace the output file if it exists");
+  cmd->add_flag("--no-ema", o->no_ema, "use the raw generator, not its moving average (EMA), when the run kept one");
+  cmd->add_option("--class", o->class_index,
+                  "conditional models: generate this class only (default: every class in turn; the grid has one "
+                  "row per class)")
+      ->check(CLI::NonNegativeNumber);
 
   return [o]() -> int {
     if (o->out.empty() && o->grid.empty()) throw CLI::ValidationError("give --out FILE.h5 and/or --grid FILE.png");
     LoadedModels loaded = load_model_file(o->checkpoint);
-    auto& g = loaded.models.generator;
+    const bool ema = loaded.models.generator_ema && !o->no_ema;
+    auto& g = ema ? loaded.models.generator_ema : loaded.models.generator;
     g->eval();
+    const int64_t classes = loaded.spec.num_classes;
+    if (o->class_index >= 0 && classes == 0)
+      throw CLI::ValidationError("--class: " + o->checkpoint + " holds an unconditional model (model.conditional: false)");
+    if (o->class_index >= classes && classes > 0)
+      throw CLI::ValidationError("--class: " + std::to_string(o->class_index) + " is not a class of this model (0 to " +
+                                 std::to_string(classes - 1) + ")");
+    std::printf("generating with the %s generator%s\n", ema ? "EMA" : "raw",
+                loaded.models.generator_ema ? "" : " (the run kept no EMA)");
+    // Grids of a conditional model without --class: one row of 16 per class, each class in turn.
+    const int64_t grid_columns = 16;
+    auto labels_for = [&](int64_t first, int64_t n) -> torch::Tensor {
+      if (classes == 0) return {};
+      if (o->class_index >= 0) return torch::full({n}, o->class_index, torch::kInt64);
+      return (torch::arange(first, first + n) / grid_columns) % classes;
+    };
+    std::vector<int64_t> all_labels;
     torch::NoGradGuard no_grad;
     at::Generator noise = at::detail::createCPUGenerator(o->seed);
     // Batch by batch, each converted to its stored form at once: memory is the output's size
     // (uint8 for images), not a float copy of everything.
     const bool images = loaded.spec.sample_shape.size() == 3;
-    const int64_t shown_limit = images ? 256 : 2500;  // a 16x16 grid; the scatter plot's points
+    // A 16x16 grid (a row per class, up to 16 classes, for conditional models); the scatter plot's points.
+    const int64_t shown_limit = !images ? 2500 : classes > 0 && o->class_index < 0 ? grid_columns * std::min<int64_t>(classes, 16) : 256;
     data::DatasetContents c;
     std::vector<torch::Tensor> shown_parts;  // the first items, for --grid
     int64_t shown_count = 0;
     bool finite = true;
     for (int64_t done = 0; done < o->count; done += kBatch) {
       const int64_t n = std::min(kBatch, o->count - done);
-      const torch::Tensor items = g->forward(torch::randn({n, loaded.spec.z_dim}, noise)).contiguous();
+      const torch::Tensor labels = labels_for(done, n);
+      const torch::Tensor items = generate(g, torch::randn({n, loaded.spec.z_dim}, noise), labels).contiguous();
+      if (labels.defined()) all_labels.insert(all_labels.end(), labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
       finite = finite && torch::isfinite(items).all().item<bool>();
       if (shown_count < shown_limit) {
         shown_parts.push_back(items.narrow(0, 0, std::min(n, shown_limit - shown_count)));
@@ -74,7 +101,9 @@ Runner add_sample_command(CLI::App& app) {
       c.shape = {o->count};
       c.shape.insert(c.shape.end(), loaded.spec.sample_shape.begin(), loaded.spec.sample_shape.end());
       c.attributes = {{"source", "distgan sample"}, {"checkpoint", o->checkpoint},
-                      {"step", std::to_string(loaded.step)}, {"seed", std::to_string(o->seed)}};
+                      {"step", std::to_string(loaded.step)}, {"seed", std::to_string(o->seed)},
+                      {"generator", ema ? "ema" : "raw"}};
+      c.labels = all_labels;  // conditional models: the class asked for, per item
       data::WriteOptions w;
       w.overwrite = o->force;
       data::write_dataset_file(o->out, c, w);
@@ -83,7 +112,7 @@ Runner add_sample_command(CLI::App& app) {
     if (!o->grid.empty()) {
       const torch::Tensor shown = torch::cat(shown_parts);
       if (images) {
-        write_png(o->grid, image_grid(shown, 16));
+        write_png(o->grid, image_grid(shown, grid_columns));
       } else if (shown.size(1) >= 2) {
         write_png(o->grid, scatter_plot(shown, shown));
       } else {

@@ -17,7 +17,9 @@ using data::H5Handle;
 
 constexpr const char* kFormat = "distgan-model-1";
 
-void write_group(hid_t file, const std::string& group, torch::nn::Module& module, const std::string& path) {
+}  // namespace
+
+void write_module_group(hid_t file, const std::string& group, torch::nn::Module& module, const std::string& path) {
   H5Handle g(h5_check(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path + ": " + group),
              H5Gclose);
   auto write = [&](const std::string& name, const torch::Tensor& value) {
@@ -41,7 +43,7 @@ void write_group(hid_t file, const std::string& group, torch::nn::Module& module
   for (const auto& b : module.named_buffers()) write(b.key(), b.value());
 }
 
-void read_group(hid_t file, const std::string& group, torch::nn::Module& module, const std::string& path) {
+void read_module_group(hid_t file, const std::string& group, torch::nn::Module& module, const std::string& path) {
   torch::NoGradGuard no_grad;
   auto read = [&](const std::string& name, torch::Tensor& target) {
     const std::string where = path + ": " + group + "/" + name;
@@ -75,6 +77,8 @@ void read_group(hid_t file, const std::string& group, torch::nn::Module& module,
   for (auto& p : module.named_parameters()) read(p.key(), p.value());
   for (auto& b : module.named_buffers()) read(b.key(), b.value());
 }
+
+namespace {
 
 // A non-negative integer attribute value no larger than `max`.
 int64_t parse_count(const std::string& text, int64_t max, const std::string& path) {
@@ -119,9 +123,9 @@ void save_model_file(const std::string& path, const Config& config, const ModelS
     H5Handle file(h5_check(H5Fcreate(out.temp_path().c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
                            out.temp_path() + ": cannot create"),
                   H5Fclose);
-    write_group(file.get(), "/generator", *models.generator, path);
-    write_group(file.get(), "/discriminator", *models.discriminator, path);
-    if (models.generator_ema) write_group(file.get(), "/generator_ema", *models.generator_ema, path);
+    write_module_group(file.get(), "/generator", *models.generator, path);
+    write_module_group(file.get(), "/discriminator", *models.discriminator, path);
+    if (models.generator_ema) write_module_group(file.get(), "/generator_ema", *models.generator_ema, path);
     data::h5_write_string_attribute(file.get(), "format", kFormat, path);
     data::h5_write_string_attribute(file.get(), "config", print_config(config), path);
     data::h5_write_string_attribute(file.get(), "sample_shape", join(spec.sample_shape), path);
@@ -158,11 +162,11 @@ LoadedModels load_model_file(const std::string& path) {
   loaded.step = parse_count(data::h5_read_string_attribute(file.get(), "step", path), int64_t{1} << 53, path);
   loaded.spec = model_spec(loaded.config, shape);
   loaded.models = build_models(loaded.spec);
-  read_group(file.get(), "/generator", *loaded.models.generator, path);
-  read_group(file.get(), "/discriminator", *loaded.models.discriminator, path);
+  read_module_group(file.get(), "/generator", *loaded.models.generator, path);
+  read_module_group(file.get(), "/discriminator", *loaded.models.discriminator, path);
   if (loaded.models.generator_ema) {
     if (H5Lexists(file.get(), "/generator_ema", H5P_DEFAULT) > 0) {
-      read_group(file.get(), "/generator_ema", *loaded.models.generator_ema, path);
+      read_module_group(file.get(), "/generator_ema", *loaded.models.generator_ema, path);
     } else {
       data::h5_last_error();
       loaded.models.generator_ema = torch::nn::Sequential(nullptr);  // a file from before EMAs

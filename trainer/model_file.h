@@ -7,6 +7,7 @@
 // Written atomically. load_model_file also reads checkpoints (trainer/checkpoint.h): same groups.
 #pragma once
 
+#include <hdf5.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -29,6 +30,11 @@ struct LoadedModels {
 // Rebuilds the models from the file's config and loads every tensor, checking names and shapes.
 // Throws data::DataError (file problems) or std::invalid_argument (a model that does not fit).
 LoadedModels load_model_file(const std::string& path);
+
+// One module's parameters and buffers as the datasets of an HDF5 group (float32; int64 counters),
+// and back into a module of the same layout (names and shapes checked). `path` names the file in errors.
+void write_module_group(hid_t file, const std::string& group, torch::nn::Module& module, const std::string& path);
+void read_module_group(hid_t file, const std::string& group, torch::nn::Module& module, const std::string& path);
 
 // The ModelSpec of `config` for samples of `sample_shape`.
 ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_shape);

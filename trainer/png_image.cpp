@@ -21,35 +21,57 @@ struct FileCloser {
 
 }  // namespace
 
-void write_png(const std::string& path, const Image& image) {
+std::string encode_png(const Image& image) {
   if (image.width < 1 || image.height < 1 || (image.channels != 1 && image.channels != 3) ||
       static_cast<int64_t>(image.pixels.size()) != image.width * image.height * image.channels)
-    throw std::runtime_error(path + ": internal error: inconsistent image");
+    throw std::runtime_error("internal error: inconsistent image");
+  std::string bytes;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info) {
+    png_destroy_write_struct(&png, &info);
+    throw std::runtime_error("cannot start libpng");
+  }
+  if (setjmp(png_jmpbuf(png))) {  // libpng reports errors by longjmp
+    png_destroy_write_struct(&png, &info);
+    throw std::runtime_error("libpng failed while encoding");
+  }
+  // No exception may cross libpng's C frames: a failed append becomes a libpng error.
+  auto append = [](png_structp p, png_bytep data, size_t size) {
+    bool appended = true;
+    try {
+      static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<const char*>(data), size);
+    } catch (...) {
+      appended = false;
+    }
+    if (!appended) png_error(p, "out of memory");
+  };
+  png_set_write_fn(png, &bytes, append, nullptr);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height), 8,
+               image.channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  const int64_t stride = image.width * image.channels;
+  for (int64_t y = 0; y < image.height; ++y)
+    png_write_row(png, const_cast<png_bytep>(image.pixels.data() + y * stride));
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return bytes;
+}
+
+void write_png(const std::string& path, const Image& image) {
+  std::string bytes;
+  try {
+    bytes = encode_png(image);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
   data::AtomicOutput out(path, /*overwrite=*/true);
   {
     std::unique_ptr<FILE, FileCloser> file(std::fopen(out.temp_path().c_str(), "wb"));
     if (!file) throw std::runtime_error(path + ": cannot create the PNG file");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png ? png_create_info_struct(png) : nullptr;
-    if (!png || !info) {
-      png_destroy_write_struct(&png, &info);
-      throw std::runtime_error(path + ": cannot start libpng");
-    }
-    if (setjmp(png_jmpbuf(png))) {  // libpng reports errors by longjmp
-      png_destroy_write_struct(&png, &info);
-      throw std::runtime_error(path + ": libpng failed while writing");
-    }
-    png_init_io(png, file.get());
-    png_set_IHDR(png, info, static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height), 8,
-                 image.channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    const int64_t stride = image.width * image.channels;
-    for (int64_t y = 0; y < image.height; ++y)
-      png_write_row(png, const_cast<png_bytep>(image.pixels.data() + y * stride));
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    if (std::fflush(file.get()) != 0) throw std::runtime_error(path + ": cannot write the PNG file");
+    if (std::fwrite(bytes.data(), 1, bytes.size(), file.get()) != bytes.size() || std::fflush(file.get()) != 0)
+      throw std::runtime_error(path + ": cannot write the PNG file");
   }
   out.commit();
 }

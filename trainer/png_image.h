@@ -15,6 +15,9 @@ struct Image {
   std::vector<uint8_t> pixels;                  // row-major, interleaved channels
 };
 
+// The bytes of `image` as a PNG file, in memory (for TensorBoard events, HTML reports).
+// Throws std::runtime_error.
+std::string encode_png(const Image& image);
 // Writes `image` as a PNG, atomically (temporary name, then rename). Throws std::runtime_error.
 void write_png(const std::string& path, const Image& image);
 // Reads a PNG's size and channels (for tests and tools). Throws std::runtime_error.
