@@ -62,7 +62,7 @@ Runner add_sample_command(CLI::App& app) {
     auto labels_for = [&](int64_t first, int64_t n) -> torch::Tensor {
       if (classes == 0) return {};
       if (o->class_index >= 0) return torch::full({n}, o->class_index, torch::kInt64);
-      return (torch::arange(first, first + n) / grid_columns) % classes;
+      return torch::arange(first, first + n, torch::kInt64).div(grid_columns, "floor").remainder(classes);
     };
     std::vector<int64_t> all_labels;
     torch::NoGradGuard no_grad;

@@ -66,6 +66,17 @@ void resolve_classes(Config& config) {
   }
 }
 
+EvalOptions eval_options(const Config& config) {
+  EvalOptions e;
+  e.real = loader_options(config, 0, 1).reader;
+  if (!config.eval.real.empty()) e.real.path = config.eval.real;
+  e.classifier = config.eval.classifier;
+  e.features = config.eval.features;
+  e.samples = config.eval.samples;
+  e.seed = static_cast<uint64_t>(config.training.seed);
+  return e;
+}
+
 cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank) {
   cluster::CommunicatorOptions o;
   o.backend = config.cluster.backend;

@@ -5,6 +5,7 @@
 #include "cluster/communicator.h"
 #include "data/prefetch_loader.h"
 #include "trainer/config.h"
+#include "trainer/evaluation.h"
 
 namespace distgan {
 
@@ -20,6 +21,9 @@ void resolve_classes(Config& config);
 
 // The class counts of the dataset's labels (empty when it has none).
 std::vector<int64_t> class_counts(const data::ReaderOptions& reader);
+
+// What `eval.*` asks the in-training evaluation for (trainer/evaluation.h).
+EvalOptions eval_options(const Config& config);
 
 // The communicator for this rank's local rank (the GPU it drives).
 cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank);

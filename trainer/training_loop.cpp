@@ -1,6 +1,7 @@
 #include "trainer/training_loop.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <mpi.h>
 
 #include <chrono>
 #include <csignal>
@@ -21,11 +22,14 @@
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_writer.h"
 #include "trainer/ema.h"
+#include "trainer/evaluation.h"
+#include "trainer/interval_metrics.h"
 #include "trainer/metrics_log.h"
 #include "trainer/model_file.h"
 #include "trainer/png_image.h"
 #include "trainer/resume.h"
 #include "trainer/run_options.h"
+#include "trainer/run_outputs.h"
 
 namespace distgan {
 
@@ -48,16 +52,6 @@ uint64_t mix(uint64_t x) {  // splitmix64
   return x ^ (x >> 31);
 }
 
-// Accumulates one logging interval's values on this rank.
-struct Interval {
-  double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, norm_d = 0, norm_g = 0;
-  int64_t d_steps = 0, g_steps = 0;      // run (for the rates)
-  int64_t d_applied = 0, g_applied = 0;  // applied (for the averages); the others were skipped
-  int64_t skipped = 0;
-  double data_s = 0, comm_s = 0;
-  Clock::time_point start = Clock::now();
-};
-
 class Run {
  public:
   Run(const Config& config, const cluster::World& world, std::string resume)
@@ -70,7 +64,8 @@ class Run {
  private:
   void resolve_resume();
   void restore_state(int threads, int64_t per_rank);
-  void prepare_run_directory();
+  void prepare_run_directory(int threads);
+  void evaluate(int64_t step);
   void log(const Interval& interval, int64_t step, int64_t epoch);
   void write_samples(const std::string& name);
   void save_checkpoint();
@@ -85,7 +80,8 @@ class Run {
   std::unique_ptr<cluster::Communicator> comm_;
   std::unique_ptr<data::PrefetchLoader> loader_;
   std::unique_ptr<AdversarialStep> step_;
-  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<RunOutputs> outputs_;      // rank 0
+  std::unique_ptr<Evaluator> evaluator_;      // rank 0, with eval.every
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0
   ResumeSource source_;                       // rank 0, while resuming
   std::vector<std::string> allowed_changes_;  // rank 0: config keys changed on resume
@@ -108,27 +104,40 @@ class Run {
   double last_stall_s_ = 0;
 };
 
-void Run::prepare_run_directory() {
+void Run::prepare_run_directory(int threads) {
+  // Every rank's host name, for run_info.json (a fixed-size row each, gathered as bytes).
+  constexpr int kHostBytes = 64;
+  std::vector<char> mine(kHostBytes, '\0'), all(static_cast<size_t>(kHostBytes * world_.size()));
+  std::strncpy(mine.data(), world_.info().host.c_str(), kHostBytes - 1);
+  MPI_Gather(mine.data(), kHostBytes, MPI_CHAR, all.data(), kHostBytes, MPI_CHAR, 0, world_.comm());
   if (world_.rank() != 0) return;
-  std::error_code ec;
-  fs::create_directories(run_dir_ / "samples", ec);
-  if (ec)
-    throw std::runtime_error("logging.run_dir: cannot create '" + (run_dir_ / "samples").string() +
-                             "': " + ec.message());
-  std::FILE* f = std::fopen((run_dir_ / "config.yaml").c_str(), "w");
-  if (f == nullptr) throw std::runtime_error((run_dir_ / "config.yaml").string() + ": cannot write");
-  const std::string text = print_config(config_);
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fclose(f);
-  const std::string metrics_path = (run_dir_ / "metrics.jsonl").string();
-  if (resumed_world_size_ > 0) {  // the steps after the checkpoint are trained (and logged) again
-    MetricsLog::truncate_after(metrics_path, position_.step);
+  RunInfo info;
+  info.world_size = world_.size();
+  info.device = device_.str();
+  info.backend = comm_->name();
+  info.threads = threads;
+  for (int r = 0; r < world_.size(); ++r) info.hosts.emplace_back(all.data() + r * kHostBytes);
+  info.model_summary = spec_.name + " (G " + std::to_string(parameter_count(*step_->models().generator)) + ", D " +
+                       std::to_string(parameter_count(*step_->models().discriminator)) + " parameters" +
+                       (spec_.num_classes > 0 ? ", " + std::to_string(spec_.num_classes) + " classes" : "") + ")";
+  outputs_ = std::make_unique<RunOutputs>(config_, run_dir_, resumed_world_size_ > 0 ? position_.step : -1, info);
+  if (resumed_world_size_ > 0)
     for (const auto& path : set_aside_newer_checkpoints(run_dir_.string(), position_.step))
       std::printf("distgan: %s is newer than the checkpoint resumed from: renamed to %s.abandoned\n", path.c_str(),
                   path.c_str());
-  }
-  metrics_ = std::make_unique<MetricsLog>(metrics_path);
   writer_ = std::make_unique<CheckpointWriter>(checkpoint_directory(run_dir_.string()), config_.checkpoint.keep);
+}
+
+// Every rank: equal batch norm statistics; rank 0 generates with the EMA (or raw) G and measures.
+// The other ranks go on to the next step's collectives and wait there.
+void Run::evaluate(int64_t step) {
+  step_->average_batchnorm_statistics();
+  if (world_.rank() != 0) return;
+  GanModels& m = step_->models();
+  const bool ema = config_.eval.ema && m.generator_ema;
+  auto [samples, labels] = generate_for_eval(ema ? m.generator_ema : m.generator, spec_, evaluator_->sample_count(),
+                                             static_cast<uint64_t>(config_.training.seed), device_);
+  outputs_->evaluation(step, ema, evaluator_->evaluate(samples, labels));
 }
 
 // Rank 0 finds the checkpoint and checks that it fits this run; every rank learns the position.
@@ -209,45 +218,19 @@ void Run::restore_state(int threads, int64_t per_rank) {
 }
 
 void Run::log(const Interval& in, int64_t step, int64_t epoch) {
-  const double wall = seconds(in.start, Clock::now());
-  // One small collective per log line: every rank's interval sums, averaged.
-  torch::Tensor v = torch::tensor({in.loss_d, in.d_real, in.d_fake, double(in.d_applied), in.loss_g,
-                                   double(in.g_applied), in.data_s / wall, in.comm_s / wall, double(in.d_steps),
-                                   double(in.g_steps), in.norm_d, in.norm_g, double(in.skipped)},
-                                  torch::kFloat64);
-  comm_->allreduce(v, {cluster::ReduceOp::kAverage})->wait();
-  if (world_.rank() != 0) return;
-  const auto a = v.accessor<double, 1>();
-  StepMetrics m;
-  m.step = step;
-  m.epoch = epoch;
-  m.total_steps = config_.training.steps;
-  m.loss_d = a[0] / std::max(1.0, a[3]);
-  m.d_real = a[1] / std::max(1.0, a[3]);
-  m.d_fake = a[2] / std::max(1.0, a[3]);
-  m.loss_g = a[4] / std::max(1.0, a[5]);
-  m.images_per_s = double(global_batch_) * a[8] / wall;  // real images consumed by D steps
-  m.share_data = a[6];
-  m.share_comm = a[7];
-  m.share_compute = std::max(0.0, 1.0 - a[6] - a[7]);
-  m.elapsed_s = seconds(started_, Clock::now());
-  m.grad_norm_d = a[10] / std::max(1.0, a[3]);  // the same on every rank (averaged gradients)
-  m.grad_norm_g = a[11] / std::max(1.0, a[5]);
-  m.skipped = static_cast<int64_t>(std::llround(a[12]));
-  const double per_step = wall / std::max(1.0, a[9]);
-  m.eta_s = per_step * double(config_.training.steps - step);
-  metrics_->write(m);
+  const StepMetrics m = average_interval(in, *comm_, step, epoch, config_.training.steps, global_batch_,
+                                         seconds(started_, Clock::now()));
+  if (world_.rank() == 0) outputs_->metrics(m);
 }
 
 void Run::write_samples(const std::string& name) {
   step_->average_batchnorm_statistics();  // every rank: the running statistics become equal
   if (world_.rank() != 0) return;
-  const fs::path path = run_dir_ / "samples" / (name + ".png");
   if (spec_.sample_shape.size() == 3) {
     // Conditional models: one row per class.
-    write_png(path.string(), image_grid(step_->sample(fixed_noise_, fixed_labels_).cpu(), 8));
+    outputs_->samples(name, position_.step, image_grid(step_->sample(fixed_noise_, fixed_labels_).cpu(), 8));
   } else if (spec_.sample_shape[0] >= 2) {  // a scatter plot of the first two coordinates
-    write_png(path.string(), scatter_plot(real_points_, step_->sample(fixed_noise_, fixed_labels_).cpu()));
+    outputs_->samples(name, position_.step, scatter_plot(real_points_, step_->sample(fixed_noise_, fixed_labels_).cpu()));
   }
 }
 
@@ -388,7 +371,16 @@ TrainingOutcome Run::execute() {
   if (classes > 0)  // rows of 8 per class in the grids; every class in turn in the scatter plots
     fixed_labels_ = (images ? torch::arange(shown_classes).repeat_interleave(8) : torch::arange(shown) % classes)
                         .to(device_);
-  prepare_run_directory();
+  prepare_run_directory(threads);
+  if (config_.eval.every > 0) {  // rank 0 reads the reference (or its cache) now: errors before step 1
+    on_root_agreed(*comm_, [&] {
+      try {
+        evaluator_ = std::make_unique<Evaluator>(eval_options(config_), spec_.sample_shape);
+      } catch (const std::invalid_argument& error) {
+        throw ConfigError(std::string("eval.every: ") + error.what());
+      }
+    });
+  }
   if (!images && world_.rank() == 0) {  // real points for the scatter plots: a few batches from a fresh reader
     data::LoaderOptions rl = loader_options(config_, 0, 1);
     rl.batch_size = std::min<int64_t>(kScatterSamples, loader_->dataset_size());
@@ -462,6 +454,7 @@ TrainingOutcome Run::execute() {
       std::snprintf(name, sizeof(name), "step_%07lld", static_cast<long long>(s));
       write_samples(name);
     }
+    if (config_.eval.every > 0 && s % config_.eval.every == 0) evaluate(s);
     if (fault_perturb_step_ == s && world_.rank() == world_.size() - 1) {  // test hook
       torch::NoGradGuard no_grad;
       step_->models().discriminator->parameters().back().add_(1e-3);
