@@ -177,7 +177,7 @@ TEST(Config, PrintedConfigReadsBackToTheSameValues) {
 TEST(Config, EveryKeyHasADescriptionInThePrintedConfig) {
   const std::string printed = print_config(Config{});
   for (const std::string& key : config_keys()) {
-    const std::string name = key.substr(key.find('.') + 1);
+    const std::string name = key.substr(key.rfind('.') + 1);  // nested keys print under their group
     const size_t at = printed.find("  " + name + ": ");
     ASSERT_NE(at, std::string::npos) << key;
     const std::string line = printed.substr(at, printed.find('\n', at) - at);

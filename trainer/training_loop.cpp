@@ -1,7 +1,6 @@
 #include "trainer/training_loop.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <mpi.h>
 
 #include <chrono>
 #include <csignal>
@@ -99,24 +98,20 @@ class Run {
   int64_t consecutive_skips_ = 0;  // steps in a row with a skipped update
   bool checkpoint_failed_ = false;  // rank 0: a write failed and checkpoint.on_error is abort
   int64_t skipped_at_step_ = -1;
-  std::set<int64_t> fault_steps_;
-  int64_t fault_perturb_step_ = -1;  // DISTGAN_FAULT_PERTURB_STEP: the last rank changes a weight  // DISTGAN_FAULT_NONFINITE_STEPS: steps whose batch the last rank poisons
+  std::set<int64_t> fault_steps_;  // DISTGAN_FAULT_NONFINITE_STEPS: steps whose batch the last rank poisons
+  int64_t fault_perturb_step_ = -1;  // DISTGAN_FAULT_PERTURB_STEP: the last rank changes a weight
   double last_stall_s_ = 0;
 };
 
 void Run::prepare_run_directory(int threads) {
-  // Every rank's host name, for run_info.json (a fixed-size row each, gathered as bytes).
-  constexpr int kHostBytes = 64;
-  std::vector<char> mine(kHostBytes, '\0'), all(static_cast<size_t>(kHostBytes * world_.size()));
-  std::strncpy(mine.data(), world_.info().host.c_str(), kHostBytes - 1);
-  MPI_Gather(mine.data(), kHostBytes, MPI_CHAR, all.data(), kHostBytes, MPI_CHAR, 0, world_.comm());
+  std::vector<std::string> hosts = world_.gather_hosts();  // for run_info.json
   if (world_.rank() != 0) return;
   RunInfo info;
   info.world_size = world_.size();
   info.device = device_.str();
   info.backend = comm_->name();
   info.threads = threads;
-  for (int r = 0; r < world_.size(); ++r) info.hosts.emplace_back(all.data() + r * kHostBytes);
+  info.hosts = std::move(hosts);
   info.model_summary = spec_.name + " (G " + std::to_string(parameter_count(*step_->models().generator)) + ", D " +
                        std::to_string(parameter_count(*step_->models().discriminator)) + " parameters" +
                        (spec_.num_classes > 0 ? ", " + std::to_string(spec_.num_classes) + " classes" : "") + ")";
