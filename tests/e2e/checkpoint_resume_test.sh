@@ -37,6 +37,25 @@ expect_ok "resume auto continues from step 20" "resumed from split/checkpoints/c
   train 2 split --set training.steps=40 --resume auto
 expect_ok "a resumed run ends bitwise identical to an uninterrupted one" "identical: .* last metrics step 40" \
   compare straight/checkpoints/ckpt_00000040.h5 split/checkpoints/ckpt_00000040.h5 straight/metrics.jsonl split/metrics.jsonl
+# 1b. The same with every quality feature at once: class-conditional G and D (labels drawn from the
+# noise stream), spectral norm (power-iteration buffers), lazy R1 (by D-step index), WGAN-GP (its
+# interpolation weights from the noise stream), 2 D steps per G step, and the EMA generator.
+quality=(--set model.conditional=true --set model.d_spectral_norm=true --set training.r1.gamma=1
+         --set training.r1.every=3 --set training.loss=wgan-gp --set training.n_critic=2)
+train 2 qstraight --set training.steps=40 "${quality[@]}" >/dev/null 2>&1
+train 2 qsplit --set training.steps=20 "${quality[@]}" >/dev/null 2>&1
+expect_ok "resume a conditional SN/R1/WGAN-GP/EMA run" "resumed from qsplit/checkpoints/ckpt_00000020.h5" \
+  train 2 qsplit --set training.steps=40 "${quality[@]}" --resume auto
+expect_ok "... and it ends bitwise identical too (EMA and power-iteration state included)" "identical: .* last metrics step 40" \
+  compare qstraight/checkpoints/ckpt_00000040.h5 qsplit/checkpoints/ckpt_00000040.h5 qstraight/metrics.jsonl qsplit/metrics.jsonl
+expect_ok "that checkpoint holds the EMA, the projection head and the power-iteration vectors" "quality layout ok" $py - <<'PY'
+import h5py
+names = []
+h5py.File("qsplit/checkpoints/ckpt_00000040.h5", "r").visit(names.append)
+for want in ("generator_ema/class_embedding.weight", "discriminator/class_projection.weight", "discriminator/0.sn_u"):
+    assert want in names, (want, [n for n in names if "ema" in n or "sn_" in n][:10])
+print("quality layout ok")
+PY
 expect_ok "metrics.jsonl has each step once" "^10 20 30 40$" \
   $py -c "import json; print(*[json.loads(l)['step'] for l in open('split/metrics.jsonl')])"
 expect_ok "a finished run resumed has nothing left to train" "nothing left to train" \
