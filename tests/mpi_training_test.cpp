@@ -189,6 +189,34 @@ TEST(DistributedStep, ReplicasStayBitwiseIdenticalOver20Steps) {
   }
 }
 
+// The EMA generator moves on every rank alike without communication (the replicas' G is the same);
+// a learning-rate schedule scales both optimizers from the configured rates.
+TEST(DistributedStep, EmaIsIdenticalOnEveryRankAndSchedulesScaleBothOptimizers) {
+  cluster::MpiCommunicator world;
+  const int r = world.rank();
+  torch::manual_seed(1000 + r);
+  ModelSpec spec = mlp_spec(true);
+  spec.ema = true;
+  StepOptions options;
+  options.lr_g = 4e-4;
+  options.lr_d = 1e-3;
+  AdversarialStep step(build_models(spec), world, options);
+  step.broadcast_from_root();
+  torch::manual_seed(77 + r);
+  for (int i = 0; i < 5; ++i) {
+    step.d_step(torch::randn({kPerRank, 2}), step.generate_for_step(torch::randn({kPerRank, 3}), false));
+    step.g_step(step.generate_for_step(torch::randn({kPerRank, 3}), true));
+    step.update_ema(0.5);
+  }
+  EXPECT_EQ(step.compare_replicas(), "");  // includes generator_ema/
+  auto ema = step.models().generator_ema->parameters();
+  auto g = step.models().generator->parameters();
+  EXPECT_FALSE(torch::equal(ema[0], g[0]));  // an average, not a copy
+  step.scale_learning_rates(0.25);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamOptions&>(step.optimizer_g().param_groups()[0].options()).lr(), 1e-4);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamOptions&>(step.optimizer_d().param_groups()[0].options()).lr(), 2.5e-4);
+}
+
 }  // namespace
 }  // namespace distgan
 

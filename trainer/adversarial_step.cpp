@@ -157,6 +157,12 @@ void AdversarialStep::average_batchnorm_statistics() {
   if (models_.generator_ema) ema_copy_buffers(*models_.generator_ema, *models_.generator);
 }
 
+void AdversarialStep::scale_learning_rates(double factor) {
+  for (auto [optimizer, lr] : {std::pair{opt_g_.get(), options_.lr_g}, std::pair{opt_d_.get(), options_.lr_d}})
+    for (auto& group : optimizer->param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * factor);
+}
+
 void AdversarialStep::update_ema(double beta) {
   if (models_.generator_ema) ema_update(*models_.generator_ema, *models_.generator, beta);
 }

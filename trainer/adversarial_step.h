@@ -72,6 +72,8 @@ class AdversarialStep {
   // One G update through D(fake, labels).
   GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels);
   GStepStats g_step(const torch::Tensor& fake) { return g_step(fake, {}); }
+  // Both optimizers' learning rates become `factor` x the configured ones (a schedule).
+  void scale_learning_rates(double factor);
   // Moves G's EMA (if the models have one) towards G with this beta (trainer/ema.h).
   void update_ema(double beta);
 

@@ -149,7 +149,7 @@ CheckpointInfo read_checkpoint_info(const CheckpointReader& reader) {
 bool resume_may_change(const std::string& key) {
   static const std::set<std::string> sections{"checkpoint", "logging", "cluster"};
   static const std::set<std::string> sections_more{"eval"};
-  static const std::set<std::string> keys{"training.steps",        "training.lr_g",         "training.lr_d",
+  static const std::set<std::string> keys{"training.steps",        "training.lr_g",         "training.lr_d",         "training.lr_schedule",
                                           "training.betas_g",      "training.betas_d",      "training.amp",
                                           "training.on_nonfinite", "training.max_consecutive_skips",
                                           "training.ema.half_life_kimg", "training.ema.rampup",

@@ -42,6 +42,7 @@ struct TrainingConfig {
   std::string loss = "nonsaturating";
   double lr_g = 2e-4;
   double lr_d = 2e-4;
+  std::string lr_schedule = "constant";  // constant | linear (to 0 at training.steps)
   std::array<double, 2> betas_g{0.5, 0.999};
   std::array<double, 2> betas_d{0.5, 0.999};
   int64_t n_critic = 1;

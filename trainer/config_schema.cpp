@@ -183,6 +183,8 @@ std::vector<ConfigKey> build_schema() {
                  "adversarial loss (wgan-gp: Wasserstein loss with a gradient penalty; use n_critic 5)"),
       float_key("training", &C::training, "lr_g", &T::lr_g, 0, 1, true, "generator Adam learning rate"),
       float_key("training", &C::training, "lr_d", &T::lr_d, 0, 1, true, "discriminator Adam learning rate"),
+      string_key("training", &C::training, "lr_schedule", &T::lr_schedule, {"constant", "linear"},
+                 "learning rates: constant, or linear decay of both to 0 at training.steps"),
       pair_key("training", &C::training, "betas_g", &T::betas_g, "generator Adam betas"),
       pair_key("training", &C::training, "betas_d", &T::betas_d, "discriminator Adam betas"),
       int_key("training", &C::training, "n_critic", &T::n_critic, 1, 100, "discriminator steps per generator step"),

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <cmath>
 #include <cstdlib>
@@ -388,11 +387,12 @@ TrainingOutcome Run::execute() {
   last_checkpoint_step_ = resumed_world_size_ > 0 ? position_.step : -1;
 
   const int64_t per_rank = lo.batch_size, n_critic = config_.training.n_critic;
-  const LossKind step_loss = so.loss;
   const int64_t every = config_.checkpoint.every;
   Interval interval;
   for (int64_t s = position_.step + 1; s <= config_.training.steps; ++s) {
     comm_->set_label("step " + std::to_string(s));
+    if (config_.training.lr_schedule == "linear")  // a function of the step: resumes continue it exactly
+      step_->scale_learning_rates(1.0 - double(s - 1) / double(config_.training.steps));
     torch::Tensor fake, fake_labels;
     data::Batch batch;
     for (int64_t c = 0; c < n_critic; ++c) {
@@ -410,7 +410,7 @@ TrainingOutcome Run::execute() {
         in.real_labels = batch.labels.to(device_, /*non_blocking=*/true);
         in.fake_labels = torch::randint(classes, {per_rank}, noise_, torch::kInt64).to(device_);
       }
-      if (step_loss == LossKind::kWganGp) in.gp_eps = torch::rand({per_rank}, noise_).to(device_);
+      if (so.loss == LossKind::kWganGp) in.gp_eps = torch::rand({per_rank}, noise_).to(device_);
       in.apply_r1 = ((s - 1) * n_critic + c) % config_.training.r1_every == 0;  // by D-step count: resumes alike
       fake = step_->generate_for_step(z, in.fake_labels, last);
       in.fake = fake;
