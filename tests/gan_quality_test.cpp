@@ -160,6 +160,9 @@ TEST(Conditional, ProjectionDiscriminatorAddsTheClassTermByHand) {
   EXPECT_TRUE(torch::allclose(a[0], a[1]));
   const torch::Tensor b = generate(m.generator, z, torch::tensor({1, 2}, torch::kInt64));
   EXPECT_FALSE(torch::allclose(b[0], b[1]));
+  // G's input is z scaled elementwise by the class code.
+  const torch::Tensor code = m.generator->named_parameters()["class_embedding.weight"][2];
+  EXPECT_TRUE(torch::allclose(b[1], m.generator->forward(z[1].unsqueeze(0) * code)[0], 1e-5, 1e-6));
 }
 
 TEST(Conditional, DcganTakesLabelsAndItsEmaCopiesTheEmbedding) {

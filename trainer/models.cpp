@@ -48,7 +48,7 @@ GanModels dcgan(const ModelSpec& s) {
     throw std::invalid_argument("model.name: dcgan supports 28x28 and 32x32 images; this dataset's are " +
                                 std::to_string(h) + "x" + std::to_string(w));
   const int64_t ch = s.ch, base = h == 28 ? 7 : 4;
-  const int64_t g_in = s.z_dim + (s.num_classes > 0 ? kClassEmbeddingDim : 0);
+  const int64_t g_in = s.z_dim;
   GanModels m;
   m.generator = nn::Sequential(LatentProjection(g_in, 4 * ch, base), nn::BatchNorm2d(4 * ch), relu(),
                                up(4 * ch, 2 * ch, 4, 2, 1, false), nn::BatchNorm2d(2 * ch), relu());
@@ -84,7 +84,7 @@ GanModels mlp(const ModelSpec& s) {
   GanModels m;
   m.generator = nn::Sequential();
   m.discriminator = nn::Sequential();
-  int64_t g_in = s.z_dim + (s.num_classes > 0 ? kClassEmbeddingDim : 0), d_in = d;
+  int64_t g_in = s.z_dim, d_in = d;
   for (int64_t layer = 0; layer < s.mlp_depth; ++layer) {
     m.generator->push_back(nn::Linear(nn::LinearOptions(g_in, width).bias(!s.mlp_batchnorm)));
     if (s.mlp_batchnorm) m.generator->push_back(nn::BatchNorm1d(width));
@@ -133,20 +133,20 @@ GanModels build_models(const ModelSpec& spec) {
   else if (spec.name == "mlp") m = mlp(spec);
   else throw std::invalid_argument("model.name: unknown model '" + spec.name + "' (expected dcgan or mlp)");
   if (spec.num_classes > 0) {
-    m.generator->register_module("class_embedding", nn::Embedding(spec.num_classes, kClassEmbeddingDim));
+    m.generator->register_module("class_embedding", nn::Embedding(spec.num_classes, spec.z_dim));
     m.discriminator->register_module("class_projection", nn::Embedding(spec.num_classes, d_feature_size(spec)));
   }
   dcgan_init(*m.generator);
   dcgan_init(*m.discriminator);
   if (spec.num_classes > 0) {
     torch::NoGradGuard no_grad;
-    // G's class code sits next to z ~ N(0, 1): give it the same scale, or G starts out ignoring it.
+    // G's input is z * embed(y), elementwise: N(0, 1) codes keep the input's scale at 1.
     m.generator->named_parameters()["class_embedding.weight"].normal_(0.0, 1.0);
   }
   if (spec.ema) {
     m.generator_ema = (spec.name == "dcgan" ? dcgan(spec) : mlp(spec)).generator;
     if (spec.num_classes > 0)
-      m.generator_ema->register_module("class_embedding", nn::Embedding(spec.num_classes, kClassEmbeddingDim));
+      m.generator_ema->register_module("class_embedding", nn::Embedding(spec.num_classes, spec.z_dim));
     torch::NoGradGuard no_grad;
     auto from = m.generator->named_parameters();
     for (auto& p : m.generator_ema->named_parameters()) {
@@ -212,7 +212,9 @@ torch::Tensor generate(nn::Sequential& g, const torch::Tensor& z, const torch::T
   auto embedding = child_embedding(g, "class_embedding");
   if (!embedding) return g->forward(z);
   if (!labels.defined()) throw std::invalid_argument("a conditional generator needs class labels");
-  return g->forward(torch::cat({z, embedding->forward(labels).to(z.scalar_type())}, 1));
+  // Multiplicative: a class-specific rescaling of every latent coordinate. G cannot ignore z this way
+  // (concatenating a class code to z let G collapse to one image per class on Fashion-MNIST).
+  return g->forward(z * embedding->forward(labels).to(z.scalar_type()));
 }
 
 torch::Tensor discriminate(nn::Sequential& d, const torch::Tensor& x, const torch::Tensor& labels) {

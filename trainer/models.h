@@ -5,8 +5,8 @@
 // logit per sample [B]; D's last two modules are its output layer and a Flatten.
 //
 // Conditional models (num_classes > 0) keep that shape and add one registered child each, outside
-// the Sequential's chain: G's "class_embedding" (its output is concatenated to z, so G's first
-// layer takes z_dim + kClassEmbeddingDim inputs) and D's "class_projection" (the projection
+// the Sequential's chain: G's "class_embedding" (z_dim values per class; G's input is
+// z * embed(y), elementwise) and D's "class_projection" (the projection
 // discriminator of Miyato & Koyama 2018: logit = out(h) + <embed(y), sum-pooled h>, with h the
 // features before D's output layer). generate() and discriminate() run them.
 //
@@ -35,8 +35,6 @@ struct ModelSpec {
   bool d_spectral_norm = false;
   bool ema = false;         // also build generator_ema (a second G whose parameters track G's average)
 };
-
-constexpr int64_t kClassEmbeddingDim = 32;
 
 // W / sigma(W) for a weight [out, ...] viewed as [out, in]; u [out] and v [in] are the power
 // iteration's vectors, updated in place (under no_grad) when `update` is set. The gradient flows
