@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <sstream>
 
-#include "data/atomic_file.h"
 #include "data/dataset_reader.h"
 #include "data/h5_handle.h"
 #include "trainer/model_file.h"
@@ -130,26 +129,17 @@ double classifier_accuracy(Classifier& model, const std::string& path, const std
 }
 
 void save_classifier(const std::string& path, TrainedClassifier& c) {
-  data::h5_silence_errors();
-  data::AtomicOutput out(path, /*overwrite=*/true);
-  {
-    H5Handle file(h5_check(H5Fcreate(out.temp_path().c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
-                           out.temp_path() + ": cannot create"),
-                  H5Fclose);
-    write_module_group(file.get(), "/classifier", *c.model, path);
-    data::h5_write_string_attribute(file.get(), "format", kFormat, path);
-    data::h5_write_string_attribute(file.get(), "sample_shape", join(c.sample_shape), path);
-    data::h5_write_string_attribute(file.get(), "num_classes", std::to_string(c.num_classes), path);
+  write_hdf5_file(path, [&](hid_t file) {
+    write_module_group(file, "/classifier", *c.model, path);
+    data::h5_write_string_attribute(file, "format", kFormat, path);
+    data::h5_write_string_attribute(file, "sample_shape", join(c.sample_shape), path);
+    data::h5_write_string_attribute(file, "num_classes", std::to_string(c.num_classes), path);
     char accuracy_text[32];
     std::snprintf(accuracy_text, sizeof(accuracy_text), "%.6f", c.test_accuracy);
-    data::h5_write_string_attribute(file.get(), "test_accuracy", accuracy_text, path);
-    data::h5_write_string_attribute(file.get(), "train_file", c.train_file, path);
-    data::h5_write_string_attribute(file.get(), "test_file", c.test_file, path);
-    h5_check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), path + ": flush");
-    const hid_t id = file.release();
-    h5_check(H5Fclose(id), path + ": closing the file");
-  }
-  out.commit();
+    data::h5_write_string_attribute(file, "test_accuracy", accuracy_text, path);
+    data::h5_write_string_attribute(file, "train_file", c.train_file, path);
+    data::h5_write_string_attribute(file, "test_file", c.test_file, path);
+  });
 }
 
 TrainedClassifier load_classifier(const std::string& path) {

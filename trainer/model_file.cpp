@@ -1,6 +1,7 @@
 #include "trainer/model_file.h"
 
 #include <charconv>
+#include <functional>
 #include <sstream>
 
 #include "data/atomic_file.h"
@@ -115,26 +116,32 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   return s;
 }
 
-void save_model_file(const std::string& path, const Config& config, const ModelSpec& spec, GanModels& models,
-                     int64_t step) {
+void write_hdf5_file(const std::string& path, const std::function<void(hid_t file)>& fill) {
   data::h5_silence_errors();
   data::AtomicOutput out(path, /*overwrite=*/true);
   {
     H5Handle file(h5_check(H5Fcreate(out.temp_path().c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
                            out.temp_path() + ": cannot create"),
                   H5Fclose);
-    write_module_group(file.get(), "/generator", *models.generator, path);
-    write_module_group(file.get(), "/discriminator", *models.discriminator, path);
-    if (models.generator_ema) write_module_group(file.get(), "/generator_ema", *models.generator_ema, path);
-    data::h5_write_string_attribute(file.get(), "format", kFormat, path);
-    data::h5_write_string_attribute(file.get(), "config", print_config(config), path);
-    data::h5_write_string_attribute(file.get(), "sample_shape", join(spec.sample_shape), path);
-    data::h5_write_string_attribute(file.get(), "step", std::to_string(step), path);
+    fill(file.get());
     h5_check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), path + ": flush");
     const hid_t id = file.release();
     h5_check(H5Fclose(id), path + ": closing the file");
   }
   out.commit();
+}
+
+void save_model_file(const std::string& path, const Config& config, const ModelSpec& spec, GanModels& models,
+                     int64_t step) {
+  write_hdf5_file(path, [&](hid_t file) {
+    write_module_group(file, "/generator", *models.generator, path);
+    write_module_group(file, "/discriminator", *models.discriminator, path);
+    if (models.generator_ema) write_module_group(file, "/generator_ema", *models.generator_ema, path);
+    data::h5_write_string_attribute(file, "format", kFormat, path);
+    data::h5_write_string_attribute(file, "config", print_config(config), path);
+    data::h5_write_string_attribute(file, "sample_shape", join(spec.sample_shape), path);
+    data::h5_write_string_attribute(file, "step", std::to_string(step), path);
+  });
 }
 
 LoadedModels load_model_file(const std::string& path) {

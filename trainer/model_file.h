@@ -10,6 +10,7 @@
 #include <hdf5.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 #include "trainer/config.h"
@@ -30,6 +31,10 @@ struct LoadedModels {
 // Rebuilds the models from the file's config and loads every tensor, checking names and shapes.
 // Throws data::DataError (file problems) or std::invalid_argument (a model that does not fit).
 LoadedModels load_model_file(const std::string& path);
+
+// Writes an HDF5 file atomically (hidden temporary, flushed, renamed over `path`); `fill` writes its
+// contents into the open file. Throws data::DataError naming the file.
+void write_hdf5_file(const std::string& path, const std::function<void(hid_t file)>& fill);
 
 // One module's parameters and buffers as the datasets of an HDF5 group (float32; int64 counters),
 // and back into a module of the same layout (names and shapes checked). `path` names the file in errors.
