@@ -143,12 +143,7 @@ void save_classifier(const std::string& path, TrainedClassifier& c) {
 }
 
 TrainedClassifier load_classifier(const std::string& path) {
-  data::h5_silence_errors();
-  if (H5Fis_hdf5(path.c_str()) <= 0) {
-    data::h5_last_error();
-    throw DataError(path + ": not an HDF5 classifier file (or not readable)");
-  }
-  H5Handle file(h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open"), H5Fclose);
+  H5Handle file = open_hdf5_file(path, "classifier file");
   const std::string format = data::h5_read_string_attribute(file.get(), "format", path);
   if (format != kFormat)
     throw DataError(path + ": format '" + format + "' is not a distgan classifier (" + kFormat +

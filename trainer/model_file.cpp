@@ -144,13 +144,17 @@ void save_model_file(const std::string& path, const Config& config, const ModelS
   });
 }
 
-LoadedModels load_model_file(const std::string& path) {
+data::H5Handle open_hdf5_file(const std::string& path, const std::string& what) {
   data::h5_silence_errors();
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     data::h5_last_error();
-    throw DataError(path + ": not an HDF5 model file (or not readable)");
+    throw DataError(path + ": not an HDF5 " + what + " (or not readable)");
   }
-  H5Handle file(h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open"), H5Fclose);
+  return H5Handle(h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open"), H5Fclose);
+}
+
+LoadedModels load_model_file(const std::string& path) {
+  H5Handle file = open_hdf5_file(path, "model file");
   const std::string format = data::h5_read_string_attribute(file.get(), "format", path);
   if (format == kCheckpointFormat) {
     CheckpointReader verified(path);  // checks the checksum; tensors are checked against the model below

@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 
+#include "data/h5_handle.h"
 #include "trainer/config.h"
 #include "trainer/models.h"
 
@@ -35,6 +36,10 @@ LoadedModels load_model_file(const std::string& path);
 // Writes an HDF5 file atomically (hidden temporary, flushed, renamed over `path`); `fill` writes its
 // contents into the open file. Throws data::DataError naming the file.
 void write_hdf5_file(const std::string& path, const std::function<void(hid_t file)>& fill);
+
+// Opens an existing HDF5 file read-only; one clear DataError ("<path>: not an HDF5 <what> ...")
+// for anything else.
+data::H5Handle open_hdf5_file(const std::string& path, const std::string& what);
 
 // One module's parameters and buffers as the datasets of an HDF5 group (float32; int64 counters),
 // and back into a module of the same layout (names and shapes checked). `path` names the file in errors.
