@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "trainer/adversarial_step.h"
 #include "trainer/config.h"
 #include "trainer/ema.h"
 #include "trainer/losses.h"
@@ -200,6 +201,22 @@ TEST(Config, NestedKeysParseValidateAndPrint) {
   apply_override(o, "training.ema.half_life_kimg=0");
   EXPECT_EQ(o.training.ema_half_life_kimg, 0);
   EXPECT_THROW(apply_override(o, "training.r1.every=0"), ConfigError);
+}
+
+TEST(LearningRateSchedule, LinearDecayStartsAtItsShareOfTheSteps) {
+  // From step 1: 1 at step 1, (1 - 50/100) at step 51, (1 - 99/100) at the last step.
+  EXPECT_NEAR(linear_decay_factor(1, 100, 0), 1.0, 1e-12);
+  EXPECT_NEAR(linear_decay_factor(51, 100, 0), 0.5, 1e-12);
+  EXPECT_NEAR(linear_decay_factor(100, 100, 0), 0.01, 1e-12);
+  // Decay over the last 20 steps: full rate through step 81, then 19/20, ..., 1/20.
+  EXPECT_NEAR(linear_decay_factor(81, 100, 0.8), 1.0, 1e-12);
+  EXPECT_NEAR(linear_decay_factor(82, 100, 0.8), 0.95, 1e-12);
+  EXPECT_NEAR(linear_decay_factor(91, 100, 0.8), 0.5, 1e-12);
+  EXPECT_NEAR(linear_decay_factor(100, 100, 0.8), 0.05, 1e-12);
+  EXPECT_NEAR(linear_decay_factor(150, 100, 0.8), 0.0, 1e-12);  // past the end (steps lowered on resume)
+  const Config c = parse_config("training:\n  lr_schedule: linear\n  lr_decay_start: 0.75\n", "t.yaml");
+  EXPECT_EQ(c.training.lr_decay_start, 0.75);
+  EXPECT_THROW(parse_config("training:\n  lr_decay_start: 1\n", "t.yaml"), ConfigError);
 }
 
 }  // namespace

@@ -217,6 +217,38 @@ TEST(DistributedStep, EmaIsIdenticalOnEveryRankAndSchedulesScaleBothOptimizers) 
   EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamOptions&>(step.optimizer_d().param_groups()[0].options()).lr(), 2.5e-4);
 }
 
+// Top-k training: a G step keeping a share of the fakes equals a plain G step on the fakes D scores
+// highest (chosen by hand here), on every rank; keeping them all is a different update.
+TEST(DistributedStep, TopKGStepLearnsFromTheFakesDScoresHighest) {
+  cluster::MpiCommunicator world;
+  const int r = world.rank();
+  AdversarialStep top_k(seeded_models(false), world, StepOptions{});
+  AdversarialStep by_hand(seeded_models(false), world, StepOptions{});
+  AdversarialStep all(seeded_models(false), world, StepOptions{});
+  torch::manual_seed(500 + r);
+  const torch::Tensor z = torch::randn({kPerRank, 3});
+  top_k.g_step(top_k.generate_for_step(z, true), {}, 0.3);  // ceil(0.3 x 8) = 3 fakes
+  torch::Tensor fake = by_hand.generate_for_step(z, true), best;
+  {
+    torch::NoGradGuard no_grad;
+    best = std::get<1>(discriminate(by_hand.models().discriminator, fake, {}).topk(3));
+  }
+  by_hand.g_step(fake.index_select(0, best), {});
+  all.g_step(all.generate_for_step(z, true), {}, 1.0);
+  auto a = top_k.models().generator->parameters(), b = by_hand.models().generator->parameters(),
+       c = all.models().generator->parameters();
+  bool differs_from_all = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-6, 1e-7)) << "G tensor " << i;
+    differs_from_all |= !torch::allclose(a[i], c[i], 1e-6, 1e-7);
+  }
+  EXPECT_TRUE(differs_from_all);
+  EXPECT_DOUBLE_EQ(top_k_share(0.5, 0.99, 0), 1.0);
+  EXPECT_NEAR(top_k_share(0.5, 0.9, 2), 0.81, 1e-12);
+  EXPECT_DOUBLE_EQ(top_k_share(0.5, 0.9, 10), 0.5);
+  EXPECT_DOUBLE_EQ(top_k_share(1.0, 0.9, 10), 1.0);
+}
+
 }  // namespace
 }  // namespace distgan
 

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "trainer/autocast.h"
@@ -120,7 +121,11 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
   return stats;
 }
 
-GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels) {
+double top_k_share(double keep, double decay, int64_t epoch) {
+  return keep >= 1 ? 1.0 : std::max(keep, std::pow(decay, static_cast<double>(epoch)));
+}
+
+GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share) {
   reduce_g_->zero_grad();
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
@@ -133,6 +138,9 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tenso
       BF16Autocast autocast(options_.amp_bf16);
       logits = discriminate(models_.discriminator, fake, fake_labels).to(torch::kFloat32);
     }
+    const int64_t b = logits.size(0), keep = std::clamp<int64_t>(std::ceil(keep_share * double(b) - 1e-9), 1, b);
+    // Sinha et al.: the gradients of the fakes D scores lowest help G least (they pull it off good modes).
+    if (keep < b) logits = std::get<0>(logits.topk(keep));
     loss = generator_loss(options_.loss, logits);
     loss.backward();
   } catch (...) {
@@ -155,6 +163,12 @@ void AdversarialStep::average_batchnorm_statistics() {
   for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()})
     for (auto& t : batchnorm_running_stats(*m)) comm_.allreduce(t, {cluster::ReduceOp::kAverage})->wait();
   if (models_.generator_ema) ema_copy_buffers(*models_.generator_ema, *models_.generator);
+}
+
+double linear_decay_factor(int64_t step, int64_t steps, double decay_start) {
+  const double begin = decay_start * double(steps), done = double(step - 1);
+  if (steps <= 0 || done <= begin) return 1.0;
+  return std::max(0.0, 1.0 - (done - begin) / (double(steps) - begin));
 }
 
 void AdversarialStep::scale_learning_rates(double factor) {

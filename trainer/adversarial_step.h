@@ -56,6 +56,13 @@ struct GStepStats {
   bool skipped = false;
 };
 
+// training.lr_schedule linear: the learning-rate factor at step s (1-based) of `steps`; 1 until
+// s - 1 reaches decay_start x steps, then linear to 0 at `steps`. A function of the step alone,
+// so a resumed run continues the schedule exactly.
+double linear_decay_factor(int64_t step, int64_t steps, double decay_start);
+// training.top_k: the share of fakes the G step learns from in `epoch` (0-based), max(keep, decay^epoch).
+double top_k_share(double keep, double decay, int64_t epoch);
+
 class AdversarialStep {
  public:
   AdversarialStep(GanModels models, cluster::Communicator& comm, const StepOptions& options);
@@ -69,8 +76,9 @@ class AdversarialStep {
   // One D update on this rank's real batch and fake batch (detached inside).
   DStepStats d_step(const DStepInput& in);
   DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake) { return d_step(DStepInput{real, {}, fake, {}, {}}); }
-  // One G update through D(fake, labels).
-  GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels);
+  // One G update through D(fake, labels), from the ceil(keep_share x B) fakes D scores highest
+  // (top-k training, Sinha et al. 2020; 1: all of them).
+  GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share = 1.0);
   GStepStats g_step(const torch::Tensor& fake) { return g_step(fake, {}); }
   // Both optimizers' learning rates become `factor` x the configured ones (a schedule).
   void scale_learning_rates(double factor);

@@ -150,10 +150,11 @@ bool resume_may_change(const std::string& key) {
   static const std::set<std::string> sections{"checkpoint", "logging", "cluster"};
   static const std::set<std::string> sections_more{"eval"};
   static const std::set<std::string> keys{"training.steps",        "training.lr_g",         "training.lr_d",         "training.lr_schedule",
+                                          "training.lr_decay_start",
                                           "training.betas_g",      "training.betas_d",      "training.amp",
                                           "training.on_nonfinite", "training.max_consecutive_skips",
                                           "training.ema.half_life_kimg", "training.ema.rampup",
-                                          "training.r1.gamma",     "training.r1.every",     "training.gp.lambda",
+                                          "training.r1.gamma",     "training.top_k.keep",   "training.top_k.decay",     "training.r1.every",     "training.gp.lambda",
                                           "data.path",             "data.prefetch_batches", "data.chunk_cache_mb"};
   if (sections_more.count(key.substr(0, key.find('.')))) return true;
   return sections.count(key.substr(0, key.find('.'))) != 0 || keys.count(key) != 0;

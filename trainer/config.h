@@ -43,6 +43,7 @@ struct TrainingConfig {
   double lr_g = 2e-4;
   double lr_d = 2e-4;
   std::string lr_schedule = "constant";  // constant | linear (to 0 at training.steps)
+  double lr_decay_start = 0;             // linear: the share of training.steps before the decay begins
   std::array<double, 2> betas_g{0.5, 0.999};
   std::array<double, 2> betas_d{0.5, 0.999};
   int64_t n_critic = 1;
@@ -55,6 +56,8 @@ struct TrainingConfig {
   double r1_gamma = 0;             // training.r1.gamma: R1 penalty weight on real data (0: off)
   int64_t r1_every = 16;           // training.r1.every: lazy R1 every this many D steps
   double gp_lambda = 10;           // training.gp.lambda: gradient penalty weight of the wgan-gp loss
+  double top_k_keep = 1;           // training.top_k.keep: least share of fakes G learns from (1: all)
+  double top_k_decay = 0.99;       // training.top_k.decay: the share is max(keep, decay^epoch)
 };
 
 struct CheckpointConfig {

@@ -185,6 +185,8 @@ std::vector<ConfigKey> build_schema() {
       float_key("training", &C::training, "lr_d", &T::lr_d, 0, 1, true, "discriminator Adam learning rate"),
       string_key("training", &C::training, "lr_schedule", &T::lr_schedule, {"constant", "linear"},
                  "learning rates: constant, or linear decay of both to 0 at training.steps"),
+      float_key("training", &C::training, "lr_decay_start", &T::lr_decay_start, 0, 0.99, false,
+                "linear schedule: the share of training.steps trained at the full rates before the decay"),
       pair_key("training", &C::training, "betas_g", &T::betas_g, "generator Adam betas"),
       pair_key("training", &C::training, "betas_d", &T::betas_d, "discriminator Adam betas"),
       int_key("training", &C::training, "n_critic", &T::n_critic, 1, 100, "discriminator steps per generator step"),
@@ -203,6 +205,11 @@ std::vector<ConfigKey> build_schema() {
                 "R1 gradient penalty on real data: weight gamma (0: off)"),
       int_key("training", &C::training, "r1.every", &T::r1_every, 1, 1000000,
               "apply R1 every this many D steps, scaled by it (lazy regularisation)"),
+      float_key("training", &C::training, "top_k.keep", &T::top_k_keep, 0, 1, true,
+                "top-k training: G learns from the share max(keep, decay^epoch) of its fakes that D scores "
+                "highest (1: all)"),
+      float_key("training", &C::training, "top_k.decay", &T::top_k_decay, 0, 1, true,
+                "top-k training: the share kept shrinks by this factor per epoch, down to top_k.keep"),
       float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
                 "gradient penalty weight of the wgan-gp loss"),
 

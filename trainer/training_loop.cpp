@@ -392,7 +392,7 @@ TrainingOutcome Run::execute() {
   for (int64_t s = position_.step + 1; s <= config_.training.steps; ++s) {
     comm_->set_label("step " + std::to_string(s));
     if (config_.training.lr_schedule == "linear")  // a function of the step: resumes continue it exactly
-      step_->scale_learning_rates(1.0 - double(s - 1) / double(config_.training.steps));
+      step_->scale_learning_rates(linear_decay_factor(s, config_.training.steps, config_.training.lr_decay_start));
     torch::Tensor fake, fake_labels;
     data::Batch batch;
     for (int64_t c = 0; c < n_critic; ++c) {
@@ -425,7 +425,8 @@ TrainingOutcome Run::execute() {
         ++interval.d_applied;
       }
     }
-    const GStepStats g = step_->g_step(fake, fake_labels);
+    const GStepStats g = step_->g_step(
+        fake, fake_labels, top_k_share(config_.training.top_k_keep, config_.training.top_k_decay, batch.epoch));
     ++interval.g_steps;
     if (count_update(interval, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
       step_->update_ema(ema_beta(config_.training.ema_half_life_kimg, config_.training.ema_rampup,
