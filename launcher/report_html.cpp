@@ -35,6 +35,7 @@ const ChartSpec kMetricCharts[] = {
     {"Throughput (images/s)", {"images_per_s"}},
     {"Share of wall time", {"time_share.data", "time_share.compute", "time_share.comm"}},
     {"Gradient norms", {"grad_norm_d", "grad_norm_g"}},
+    {"Penalty (R1 or WGAN-GP, unweighted)", {"penalty"}},
 };
 
 constexpr const char* kStyle = R"(body{font:14px/1.4 sans-serif;margin:2em auto;max-width:1180px;color:#222}

@@ -8,6 +8,7 @@
 #include "trainer/config.h"
 #include "trainer/ema.h"
 #include "trainer/losses.h"
+#include "trainer/model_file.h"
 #include "trainer/models.h"
 #include "tests/test_models.h"
 
@@ -201,6 +202,47 @@ TEST(Config, NestedKeysParseValidateAndPrint) {
   apply_override(o, "training.ema.half_life_kimg=0");
   EXPECT_EQ(o.training.ema_half_life_kimg, 0);
   EXPECT_THROW(apply_override(o, "training.r1.every=0"), ConfigError);
+}
+
+TEST(CategoricalLatent, FirstCoordinatePicksAnEquallyLikelyCodeThatReplacesIt) {
+  torch::manual_seed(3);
+  CategoricalLatent latent(3, 4);
+  // Phi(-1) = 0.159, Phi(-0.1) = 0.460, Phi(0.1) = 0.540, Phi(2) = 0.977: bins 0, 1, 2, 3 of 4.
+  const torch::Tensor z = torch::tensor({-1.0f, 5.0f, 6.0f, -0.1f, 7.0f, 8.0f, 0.1f, 9.0f, 1.0f, 2.0f, 3.0f, 4.0f})
+                              .view({4, 3});
+  EXPECT_TRUE(torch::equal(latent->category(z), torch::tensor({0, 1, 2, 3}, torch::kInt64)));
+  const torch::Tensor out = latent->forward(z);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{4, 5}));
+  EXPECT_TRUE(torch::equal(out.narrow(1, 0, 2), z.narrow(1, 1, 2)));     // the rest of z passes through
+  EXPECT_TRUE(torch::equal(out.narrow(1, 2, 3), latent->codes.detach()));  // code c for category c
+  // Equally likely under z ~ N(0, 1): 200,000 draws, each of 8 bins within 1% of 1/8.
+  CategoricalLatent eight(2, 8);
+  const torch::Tensor share = torch::bincount(eight->category(torch::randn({200000, 2})), {}, 8).to(torch::kDouble) / 200000;
+  EXPECT_LT((share - 0.125).abs().max().item<double>(), 0.01) << share;
+  // G's codes learn: they get a gradient through G's loss.
+  latent->forward(z).sum().backward();
+  EXPECT_TRUE(torch::equal(latent->codes.grad(), torch::full({4, 3}, 1.0f)));
+}
+
+TEST(CategoricalLatent, MlpGeneratorTakesItAndOtherModelsRefuseIt) {
+  Config config;
+  apply_override(config, "model.name=mlp");
+  apply_override(config, "model.z_dim=4");
+  apply_override(config, "model.latent_categories=16");
+  apply_override(config, "training.ema.half_life_kimg=10");
+  GanModels m = build_models(model_spec(config, {2}));
+  EXPECT_EQ(m.generator->forward(torch::randn({5, 4})).sizes(), (std::vector<int64_t>{5, 2}));
+  EXPECT_EQ(m.generator->named_parameters()["0.codes"].sizes(), (std::vector<int64_t>{16, 4}));
+  EXPECT_TRUE(torch::equal(m.generator_ema->named_parameters()["0.codes"], m.generator->named_parameters()["0.codes"]));
+  apply_override(config, "model.name=dcgan");
+  try {
+    model_spec(config, {1, 28, 28});
+    FAIL() << "dcgan with latent categories was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("model.latent_categories: only for unconditional mlp models (this one is dcgan)"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(LearningRateSchedule, LinearDecayStartsAtItsShareOfTheSteps) {

@@ -53,6 +53,13 @@ TEST(MetricsLog, JsonLineHoldsEveryField) {
   EXPECT_DOUBLE_EQ(j["loss_d"].get<double>(), 1.5);
   EXPECT_DOUBLE_EQ(j["time_share"]["data"].get<double>(), 0.25);
   EXPECT_NE(MetricsLog::console_line(m).find("step 7/0"), std::string::npos);
+  // The penalty only in intervals that ran one (R1 or WGAN-GP).
+  EXPECT_FALSE(j.contains("penalty"));
+  EXPECT_EQ(MetricsLog::console_line(m).find("penalty"), std::string::npos);
+  m.has_penalty = true;
+  m.penalty = 0.125;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(MetricsLog::json_line(m))["penalty"].get<double>(), 0.125);
+  EXPECT_NE(MetricsLog::console_line(m).find("  penalty 0.125"), std::string::npos) << MetricsLog::console_line(m);
 }
 
 TEST(ModelFile, SavedModelsLoadBackIdentically) {

@@ -94,6 +94,7 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
   if (r1) {
     const torch::Tensor penalty = squared_input_gradient(real_logits, real);
     stats.penalty = penalty.item<double>();
+    stats.penalised = true;
     // Lazy regularisation (StyleGAN2): every r1_every-th step, weighted by r1_every.
     loss = loss + (options_.r1_gamma / 2 * static_cast<double>(options_.r1_every)) * penalty;
   }
@@ -106,6 +107,7 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
         },
         in.real, in.fake, in.gp_eps);
     stats.penalty = penalty.item<double>();
+    stats.penalised = true;
     loss = loss + options_.gp_lambda * penalty;
   }
   loss.backward();

@@ -47,6 +47,7 @@ struct DStepStats {
   double d_fake = 0;
   double grad_norm = 0;  // of the averaged gradient
   double penalty = 0;    // this rank's R1 or gradient penalty (unweighted; 0 when none this step)
+  bool penalised = false;  // R1 or the gradient penalty was part of this step's loss
   bool skipped = false;
 };
 

@@ -31,6 +31,7 @@ struct ModelConfig {
   int64_t mlp_width = 256;
   int64_t mlp_depth = 3;
   bool mlp_batchnorm = false;
+  int64_t latent_categories = 0;  // mlp: a K-way categorical part of G's latent (0: off)
   bool conditional = false;      // G(z, class) and a projection D; needs labels in the dataset
   int64_t num_classes = 0;       // with conditional: 0 = max label + 1 (resolved at the start of a run)
   bool d_spectral_norm = false;  // spectral normalisation of D's layers (and no batch norm in D)

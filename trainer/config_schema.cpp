@@ -169,6 +169,9 @@ std::vector<ConfigKey> build_schema() {
       int_key("model", &C::model, "mlp_width", &M::mlp_width, 1, 65536, "MLP hidden width"),
       int_key("model", &C::model, "mlp_depth", &M::mlp_depth, 1, 64, "MLP hidden layers"),
       bool_key("model", &C::model, "mlp_batchnorm", &M::mlp_batchnorm, "batch norm in the MLP generator"),
+      int_key("model", &C::model, "latent_categories", &M::latent_categories, 0, 1 << 20,
+              "mlp: K equally likely learned codes picked by z's first coordinate, so G can draw "
+              "disconnected modes without bridges between them (0: a Gaussian latent only)"),
       bool_key("model", &C::model, "conditional", &M::conditional,
                "class-conditional G (label embedding) and D (projection head); needs data.labels"),
       int_key("model", &C::model, "num_classes", &M::num_classes, 0, 1 << 20,

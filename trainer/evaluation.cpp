@@ -186,7 +186,8 @@ EvalResult Evaluator::evaluate(const torch::Tensor& samples_in, const torch::Ten
       r.metrics = {{"modes_captured", double(m.modes_captured)},
                    {"modes_total", double(centers_.size(0))},
                    {"high_quality", m.high_quality},
-                   {"reverse_kl", m.reverse_kl}};
+                   {"reverse_kl", m.reverse_kl},
+                   {"mode_spread", m.spread}};
     }
     r.metrics.emplace_back("sliced_wasserstein", eval::sliced_wasserstein(samples.to(torch::kFloat64), reference_,
                                                                           256, options_.seed));

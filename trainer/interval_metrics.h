@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cluster/communicator.h"
+#include "trainer/adversarial_step.h"
 #include "trainer/metrics_log.h"
 
 namespace distgan {
@@ -15,8 +16,14 @@ struct Interval {
   int64_t d_steps = 0, g_steps = 0;      // run (for the rates)
   int64_t d_applied = 0, g_applied = 0;  // applied (for the averages); the others were skipped
   int64_t skipped = 0;
+  double penalty = 0;      // R1 or gradient penalty, summed over the applied D steps that had one
+  int64_t penalised = 0;   // those steps
   double data_s = 0, comm_s = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+  // An applied update's values (a skipped one only counts in d_steps/g_steps and skipped).
+  void add(const DStepStats& d);
+  void add(const GStepStats& g);
 };
 
 // One small collective (every rank calls it): every rank's interval sums, averaged. The result is

@@ -27,6 +27,11 @@ std::string MetricsLog::console_line(const StepMetrics& m) {
                 m.loss_d, m.loss_g, m.d_real, m.d_fake, m.images_per_s, 100 * m.share_data, 100 * m.share_compute,
                 100 * m.share_comm, clock(m.elapsed_s).c_str(), clock(m.eta_s).c_str());
   std::string text = line;
+  if (m.has_penalty) {
+    char penalty[48];
+    std::snprintf(penalty, sizeof(penalty), "  penalty %.4g", m.penalty);
+    text += penalty;
+  }
   if (m.skipped > 0) text += "  skipped " + std::to_string(m.skipped) + " non-finite update(s)";
   return text;
 }
@@ -44,6 +49,7 @@ std::string MetricsLog::json_line(const StepMetrics& m) {
   j["grad_norm_d"] = m.grad_norm_d;
   j["grad_norm_g"] = m.grad_norm_g;
   j["skipped"] = m.skipped;
+  if (m.has_penalty) j["penalty"] = m.penalty;
   j["elapsed_s"] = m.elapsed_s;
   j["eta_s"] = m.eta_s;
   return j.dump();

@@ -17,6 +17,8 @@ struct StepMetrics {
   double elapsed_s = 0, eta_s = 0;
   double grad_norm_d = 0, grad_norm_g = 0;  // of the averaged gradients, mean over the interval
   int64_t skipped = 0;                      // updates not applied (non-finite) in the interval
+  bool has_penalty = false;                 // R1 or WGAN-GP's penalty ran in the interval:
+  double penalty = 0;                       // its unweighted value, mean over the steps it ran
 };
 
 class MetricsLog {

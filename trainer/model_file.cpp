@@ -107,6 +107,10 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   s.mlp_width = config.model.mlp_width;
   s.mlp_depth = config.model.mlp_depth;
   s.mlp_batchnorm = config.model.mlp_batchnorm;
+  s.latent_categories = config.model.latent_categories;
+  if (s.latent_categories > 0 && (s.name != "mlp" || config.model.conditional))
+    throw std::invalid_argument("model.latent_categories: only for unconditional mlp models (this one is " +
+                                std::string(config.model.conditional ? "conditional " : "") + s.name + ")");
   s.num_classes = config.model.conditional ? config.model.num_classes : 0;
   if (config.model.conditional && s.num_classes <= 0)
     throw std::invalid_argument("model.num_classes: a conditional model needs the number of classes (it is taken "

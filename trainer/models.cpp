@@ -85,6 +85,10 @@ GanModels mlp(const ModelSpec& s) {
   m.generator = nn::Sequential();
   m.discriminator = nn::Sequential();
   int64_t g_in = s.z_dim, d_in = d;
+  if (s.latent_categories > 0) {
+    m.generator->push_back(CategoricalLatent(s.z_dim, s.latent_categories));
+    g_in = 2 * s.z_dim - 1;
+  }
   for (int64_t layer = 0; layer < s.mlp_depth; ++layer) {
     m.generator->push_back(nn::Linear(nn::LinearOptions(g_in, width).bias(!s.mlp_batchnorm)));
     if (s.mlp_batchnorm) m.generator->push_back(nn::BatchNorm1d(width));
@@ -116,6 +120,23 @@ void dcgan_init(nn::Module& module) {
 }
 
 }  // namespace
+
+CategoricalLatentImpl::CategoricalLatentImpl(int64_t z_dim, int64_t categories) {
+  if (z_dim < 2 || categories < 1)
+    throw std::invalid_argument("model.latent_categories: needs z_dim >= 2 (got " + std::to_string(z_dim) + ")");
+  codes = register_parameter("codes", torch::randn({categories, z_dim}));
+}
+
+torch::Tensor CategoricalLatentImpl::category(const torch::Tensor& z) const {
+  const int64_t k = codes.size(0);
+  // Phi(z0) is uniform on (0, 1) for z0 ~ N(0, 1), so the K bins are equally likely.
+  const torch::Tensor u = 0.5 * torch::erfc(-z.select(1, 0).to(torch::kFloat64) / std::sqrt(2.0));
+  return (u * double(k)).floor().to(torch::kInt64).clamp(0, k - 1).to(z.device());
+}
+
+torch::Tensor CategoricalLatentImpl::forward(const torch::Tensor& z) {
+  return torch::cat({z.narrow(1, 1, z.size(1) - 1), codes.index_select(0, category(z)).to(z.dtype())}, 1);
+}
 
 LatentProjectionImpl::LatentProjectionImpl(int64_t z_dim, int64_t channels, int64_t kernel) {
   weight = register_parameter("weight", torch::empty({z_dim, channels, kernel, kernel}));

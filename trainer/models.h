@@ -31,6 +31,7 @@ struct ModelSpec {
   int64_t mlp_width = 256;
   int64_t mlp_depth = 3;
   bool mlp_batchnorm = false;
+  int64_t latent_categories = 0;  // mlp: > 0 puts a CategoricalLatent first in G
   int64_t num_classes = 0;  // > 0: class-conditional G and D
   bool d_spectral_norm = false;
   bool ema = false;         // also build generator_ema (a second G whose parameters track G's average)
@@ -66,6 +67,20 @@ struct LatentProjectionImpl : torch::nn::Module {
   torch::Tensor weight;
 };
 TORCH_MODULE(LatentProjection);
+
+// A categorical part of G's latent that needs no second noise stream: z's first coordinate,
+// pushed through the normal CDF into K equally likely bins, picks one of K learned codes, which
+// replaces it: [B, z_dim] -> [B, z_dim - 1 + z_dim]. G's inputs then fall into K disjoint groups, so
+// a continuous G can map them onto disconnected modes; with a Gaussian latent alone it must spread
+// some mass over bridges between the modes (the disconnected-manifold problem; cf. DeLiGAN,
+// Gurumurthy et al. 2017, and Khayatkhoei et al. 2018).
+struct CategoricalLatentImpl : torch::nn::Module {
+  CategoricalLatentImpl(int64_t z_dim, int64_t categories);
+  torch::Tensor forward(const torch::Tensor& z);
+  torch::Tensor category(const torch::Tensor& z) const;  // [B] int64 in [0, K)
+  torch::Tensor codes;                                   // [K, z_dim], N(0, 1) at the start
+};
+TORCH_MODULE(CategoricalLatent);
 
 struct GanModels {
   torch::nn::Sequential generator;

@@ -93,6 +93,7 @@ void RunOutputs::tensorboard(const std::function<void(EventWriter&)>& write) {
 void RunOutputs::metrics(const StepMetrics& m) {
   metrics_->write(m);
   tensorboard([&](EventWriter& w) {
+    if (m.has_penalty) w.add_scalars(m.step, {{"loss/penalty", m.penalty}});
     w.add_scalars(m.step, {{"loss/d", m.loss_d},
                            {"loss/g", m.loss_g},
                            {"d_output/real", m.d_real},

@@ -417,13 +417,7 @@ TrainingOutcome Run::execute() {
       fake_labels = in.fake_labels;
       const DStepStats d = step_->d_step(in);
       ++interval.d_steps;
-      if (count_update(interval, d.skipped, "D", s, d.loss_d, d.grad_norm)) {
-        interval.loss_d += d.loss_d;
-        interval.d_real += d.d_real;
-        interval.d_fake += d.d_fake;
-        interval.norm_d += d.grad_norm;
-        ++interval.d_applied;
-      }
+      if (count_update(interval, d.skipped, "D", s, d.loss_d, d.grad_norm)) interval.add(d);
     }
     const GStepStats g = step_->g_step(
         fake, fake_labels, top_k_share(config_.training.top_k_keep, config_.training.top_k_decay, batch.epoch));
@@ -431,9 +425,7 @@ TrainingOutcome Run::execute() {
     if (count_update(interval, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
       step_->update_ema(ema_beta(config_.training.ema_half_life_kimg, config_.training.ema_rampup,
                                  s * global_batch_, global_batch_));
-      interval.loss_g += g.loss_g;
-      interval.norm_g += g.grad_norm;
-      ++interval.g_applied;
+      interval.add(g);
     }
     interval.comm_s += step_->take_communication_seconds();
     if (skipped_at_step_ != s) consecutive_skips_ = 0;

@@ -98,6 +98,10 @@ import json
 metrics = [json.loads(l) for l in open("run/metrics.jsonl")]
 for (step, value), line in zip(scalars["loss/g"], metrics):
     assert step == line["step"] and abs(value - line["loss_g"]) < 1e-4 * max(1, abs(line["loss_g"])), (value, line)
+# R1 ran every 4th D step, so in every logging interval of 5 steps: its mean is logged each time.
+assert [s for s, _ in scalars["loss/penalty"]] == [5, 10, 15, 20], scalars.get("loss/penalty")
+for (step, value), line in zip(scalars["loss/penalty"], metrics):
+    assert line["penalty"] > 0 and abs(value - line["penalty"]) < 1e-4 * max(1, line["penalty"]), (value, line)
 # The grids as the PNG files have them (one row of 8 per class: 10 rows).
 w, h = struct.unpack(">II", open("run/samples/final.png", "rb").read()[16:24])
 assert images == [(10, w, h), (20, w, h), (20, w, h)] and h > w, (images, w, h)

@@ -182,6 +182,13 @@ TEST(ModeMetrics, TrueRingSamplesCoverEveryModeWithChiSquareQuality) {
   EXPECT_EQ(r.modes_captured, 8);
   EXPECT_NEAR(r.high_quality, 1.0 - std::exp(-4.5), 0.003);
   EXPECT_LT(r.reverse_kl, 0.002);
+  EXPECT_NEAR(r.spread, 1.0, 0.01);  // the data's own spread
+  // Squeezed to half the distance from every centre: E[r^2] becomes 2 std^2 / 4 (almost every sample
+  // is now within 3 std), against the truncated 2 - 9 e^-4.5 / (1 - e^-4.5) of the data.
+  const torch::Tensor centre = centers_of(data::Mixture::kRing).index_select(
+      0, std::get<1>((samples.unsqueeze(1) - centers_of(data::Mixture::kRing).unsqueeze(0)).pow(2).sum(2).min(1)));
+  const ModeReport squeezed = mode_metrics(centre + 0.5 * (samples - centre), centers_of(data::Mixture::kRing), 0.02);
+  EXPECT_NEAR(squeezed.spread, std::sqrt(0.5 / (2 - 9 * std::exp(-4.5) / (1 - std::exp(-4.5)))), 0.01);
   std::vector<int64_t> per_label(8, 0);
   for (int64_t label : c.labels) ++per_label[static_cast<size_t>(label)];
   for (size_t j = 0; j < 8; ++j) EXPECT_LE(r.counts[j], per_label[j]) << "mode " << j;

@@ -33,6 +33,10 @@ struct ModeReport {
   int64_t modes_captured = 0;   // modes with at least one high-quality sample
   double high_quality = 0;      // share of all samples within 3 std of their nearest centre
   double reverse_kl = 0;        // KL(high-quality histogram || uniform over modes), nats
+  // The high-quality samples' RMS distance to their centre, over what the mixture's own Gaussian
+  // samples within 3 std have (even D; NaN for odd D or no high-quality sample). 1: as spread
+  // as the data; below 1: squeezed towards the centres, which the high-quality share rewards.
+  double spread = 0;
   std::vector<int64_t> counts;  // high-quality samples per centre, in the order of `centers`
 };
 
