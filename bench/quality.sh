@@ -6,7 +6,7 @@
 #   Fashion-MNIST: configs/fashion-mnist.yaml (2,000 steps; EMA and raw generator) and
 #     configs/fashion-mnist-conditional.yaml (class accuracy), next to the real-data floor (the
 #     test split scored against the training split)
-# Usage: bash bench/quality.sh [BUILD]   (ONLY=mixtures|fashion to run a part; SEEDS="0 1 2 3 4";
+# Usage: bash bench/quality.sh [BUILD]   (ONLY=mixtures|fashion to run a part; SEEDS="0 1 2 3 4"; NP=2 ranks;
 #   EXTRA="--set training.steps=50" adds overrides to every training run, e.g. to try the script)
 # Results: $OUT (default build/bench/quality) with one run directory and JSON per measurement, and
 # a summary table printed at the end. Takes about 1.5 hours on 2 cores.
@@ -27,7 +27,7 @@ train() {  # CONFIG RUN_DIR [--set ...]
   local config=$1 run=$2; shift 2
   rm -rf "$run"
   # shellcheck disable=SC2086
-  mpirun -np 2 --bind-to core "$distgan" train --config "$config" --set logging.run_dir="$run" "$@" ${EXTRA:-} \
+  mpirun -np "${NP:-2}" --bind-to core "$distgan" train --config "$config" --set logging.run_dir="$run" "$@" ${EXTRA:-} \
     > "$run.log" 2>&1 \
     || { echo "quality.sh: training failed, see $run.log" >&2; exit 1; }
 }

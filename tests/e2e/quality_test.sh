@@ -33,6 +33,11 @@ expect_fail 2 "image metrics need a feature extractor" "eval.every: image metric
   mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=train.h5 --set logging.run_dir=bad \
   --set eval.every=10
 
+expect_fail 2 "a categorical latent is for MLP generators only" \
+  "model.latent_categories: only for unconditional mlp models (this one is dcgan)" \
+  mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=train.h5 --set logging.run_dir=bad \
+  --set model.latent_categories=4
+
 expect_ok "train conditional + spectral norm + R1 + EMA with in-loop evaluation" "distgan: done" \
   mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=train.h5 --set logging.run_dir=run \
   --set model.conditional=true --set model.d_spectral_norm=true --set training.r1.gamma=1 --set training.r1.every=4 \
