@@ -123,7 +123,8 @@ void dcgan_init(nn::Module& module) {
 
 CategoricalLatentImpl::CategoricalLatentImpl(int64_t z_dim, int64_t categories) {
   if (z_dim < 2 || categories < 1)
-    throw std::invalid_argument("model.latent_categories: needs z_dim >= 2 (got " + std::to_string(z_dim) + ")");
+    throw std::invalid_argument("model.latent_categories: needs z_dim >= 2 and at least 1 category (got z_dim " +
+                                std::to_string(z_dim) + ", " + std::to_string(categories) + " categories)");
   codes = register_parameter("codes", torch::randn({categories, z_dim}));
 }
 
