@@ -243,6 +243,34 @@ TEST(CategoricalLatent, MlpGeneratorTakesItAndOtherModelsRefuseIt) {
               std::string::npos)
         << e.what();
   }
+  // The noise scale reaches G's CategoricalLatent, and is refused without categories.
+  apply_override(config, "model.name=mlp");
+  apply_override(config, "model.latent_noise_scale=0.25");
+  GanModels scaled = build_models(model_spec(config, {2}));
+  auto latent = std::dynamic_pointer_cast<CategoricalLatentImpl>(scaled.generator->ptr(0));
+  ASSERT_TRUE(latent);
+  EXPECT_EQ(latent->noise_scale, 0.25);
+  EXPECT_THROW(parse_config("model:\n  latent_noise_scale: 0\n", "t.yaml"), ConfigError);
+  apply_override(config, "model.latent_categories=0");
+  try {
+    model_spec(config, {2});
+    FAIL() << "a latent noise scale without latent categories was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("model.latent_noise_scale: scales the continuous part of a categorical latent; "
+                                         "set model.latent_categories too"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(CategoricalLatent, NoiseScaleShrinksTheContinuousPartOnly) {
+  torch::manual_seed(4);
+  CategoricalLatent latent(3, 4, 0.3);
+  const torch::Tensor z = torch::tensor({-1.0f, 5.0f, 6.0f, 2.0f, -7.0f, 8.0f}).view({2, 3});
+  const torch::Tensor out = latent->forward(z);
+  // [5, 6] * 0.3 and [-7, 8] * 0.3, then the codes of bins 0 (Phi(-1) = 0.16) and 3 (Phi(2) = 0.98).
+  EXPECT_TRUE(torch::allclose(out.narrow(1, 0, 2), torch::tensor({1.5f, 1.8f, -2.1f, 2.4f}).view({2, 2})));
+  EXPECT_TRUE(torch::equal(out.narrow(1, 2, 3), latent->codes.detach().index_select(0, torch::tensor({0, 3}))));
 }
 
 TEST(LearningRateSchedule, LinearDecayStartsAtItsShareOfTheSteps) {

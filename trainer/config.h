@@ -32,6 +32,7 @@ struct ModelConfig {
   int64_t mlp_depth = 3;
   bool mlp_batchnorm = false;
   int64_t latent_categories = 0;  // mlp: a K-way categorical part of G's latent (0: off)
+  double latent_noise_scale = 1;  // with latent_categories: the scale of z's continuous part
   bool conditional = false;      // G(z, class) and a projection D; needs labels in the dataset
   int64_t num_classes = 0;       // with conditional: 0 = max label + 1 (resolved at the start of a run)
   bool d_spectral_norm = false;  // spectral normalisation of D's layers (and no batch norm in D)

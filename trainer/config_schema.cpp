@@ -172,6 +172,9 @@ std::vector<ConfigKey> build_schema() {
       int_key("model", &C::model, "latent_categories", &M::latent_categories, 0, 1 << 20,
               "mlp: K equally likely learned codes picked by z's first coordinate, so G can draw "
               "disconnected modes without bridges between them (0: a Gaussian latent only)"),
+      float_key("model", &C::model, "latent_noise_scale", &M::latent_noise_scale, 0, 100, true,
+                "with latent_categories: G sees z's continuous part times this, so each code draws a small "
+                "cluster and cannot straddle two modes (1: unscaled)"),
       bool_key("model", &C::model, "conditional", &M::conditional,
                "class-conditional G (label embedding) and D (projection head); needs data.labels"),
       int_key("model", &C::model, "num_classes", &M::num_classes, 0, 1 << 20,

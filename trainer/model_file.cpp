@@ -111,6 +111,10 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   if (s.latent_categories > 0 && (s.name != "mlp" || config.model.conditional))
     throw std::invalid_argument("model.latent_categories: only for unconditional mlp models (this one is " +
                                 std::string(config.model.conditional ? "conditional " : "") + s.name + ")");
+  s.latent_noise_scale = config.model.latent_noise_scale;
+  if (s.latent_noise_scale != 1.0 && s.latent_categories == 0)
+    throw std::invalid_argument("model.latent_noise_scale: scales the continuous part of a categorical latent; "
+                                "set model.latent_categories too");
   s.num_classes = config.model.conditional ? config.model.num_classes : 0;
   if (config.model.conditional && s.num_classes <= 0)
     throw std::invalid_argument("model.num_classes: a conditional model needs the number of classes (it is taken "

@@ -86,7 +86,7 @@ GanModels mlp(const ModelSpec& s) {
   m.discriminator = nn::Sequential();
   int64_t g_in = s.z_dim, d_in = d;
   if (s.latent_categories > 0) {
-    m.generator->push_back(CategoricalLatent(s.z_dim, s.latent_categories));
+    m.generator->push_back(CategoricalLatent(s.z_dim, s.latent_categories, s.latent_noise_scale));
     g_in = 2 * s.z_dim - 1;
   }
   for (int64_t layer = 0; layer < s.mlp_depth; ++layer) {
@@ -121,7 +121,8 @@ void dcgan_init(nn::Module& module) {
 
 }  // namespace
 
-CategoricalLatentImpl::CategoricalLatentImpl(int64_t z_dim, int64_t categories) {
+CategoricalLatentImpl::CategoricalLatentImpl(int64_t z_dim, int64_t categories, double noise_scale_)
+    : noise_scale(noise_scale_) {
   if (z_dim < 2 || categories < 1)
     throw std::invalid_argument("model.latent_categories: needs z_dim >= 2 and at least 1 category (got z_dim " +
                                 std::to_string(z_dim) + ", " + std::to_string(categories) + " categories)");
@@ -136,7 +137,7 @@ torch::Tensor CategoricalLatentImpl::category(const torch::Tensor& z) const {
 }
 
 torch::Tensor CategoricalLatentImpl::forward(const torch::Tensor& z) {
-  return torch::cat({z.narrow(1, 1, z.size(1) - 1), codes.index_select(0, category(z)).to(z.dtype())}, 1);
+  return torch::cat({z.narrow(1, 1, z.size(1) - 1) * noise_scale, codes.index_select(0, category(z)).to(z.dtype())}, 1);
 }
 
 LatentProjectionImpl::LatentProjectionImpl(int64_t z_dim, int64_t channels, int64_t kernel) {

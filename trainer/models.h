@@ -32,6 +32,7 @@ struct ModelSpec {
   int64_t mlp_depth = 3;
   bool mlp_batchnorm = false;
   int64_t latent_categories = 0;  // mlp: > 0 puts a CategoricalLatent first in G
+  double latent_noise_scale = 1;  // the CategoricalLatent's scale of z's continuous part
   int64_t num_classes = 0;  // > 0: class-conditional G and D
   bool d_spectral_norm = false;
   bool ema = false;         // also build generator_ema (a second G whose parameters track G's average)
@@ -73,12 +74,15 @@ TORCH_MODULE(LatentProjection);
 // replaces it: [B, z_dim] -> [B, z_dim - 1 + z_dim]. G's inputs then fall into K disjoint groups, so
 // a continuous G can map them onto disconnected modes; with a Gaussian latent alone it must spread
 // some mass over bridges between the modes (the disconnected-manifold problem; cf. DeLiGAN,
-// Gurumurthy et al. 2017, and Khayatkhoei et al. 2018).
+// Gurumurthy et al. 2017, and Khayatkhoei et al. 2018). The rest of z is multiplied by
+// `noise_scale`: below 1, the codes dominate G's input, so each code draws a small cluster that lands
+// in one mode, and a mode's width comes from where its codes sit (cf. DeLiGAN's small sigma).
 struct CategoricalLatentImpl : torch::nn::Module {
-  CategoricalLatentImpl(int64_t z_dim, int64_t categories);
+  CategoricalLatentImpl(int64_t z_dim, int64_t categories, double noise_scale = 1.0);
   torch::Tensor forward(const torch::Tensor& z);
   torch::Tensor category(const torch::Tensor& z) const;  // [B] int64 in [0, K)
   torch::Tensor codes;                                   // [K, z_dim], N(0, 1) at the start
+  double noise_scale;
 };
 TORCH_MODULE(CategoricalLatent);
 
