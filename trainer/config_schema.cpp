@@ -216,6 +216,11 @@ std::vector<ConfigKey> build_schema() {
                 "highest (1: all)"),
       float_key("training", &C::training, "top_k.decay", &T::top_k_decay, 0, 1, true,
                 "top-k training: the share kept shrinks by this factor per epoch, down to top_k.keep"),
+      int_key("training", &C::training, "code_reseed.every", &T::code_reseed_every, 0, kBig,
+              "with model.latent_categories: every this many steps, each latent code whose samples fall off the "
+              "real data becomes a copy of a random live code (0: never)"),
+      float_key("training", &C::training, "code_reseed.until", &T::code_reseed_until, 0, 1, false,
+                "code_reseed: only up to this share of training.steps, so the last steps refine the codes"),
       float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
                 "gradient penalty weight of the wgan-gp loss"),
 

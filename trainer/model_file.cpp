@@ -115,6 +115,9 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   if (s.latent_noise_scale != 1.0 && s.latent_categories == 0)
     throw std::invalid_argument("model.latent_noise_scale: scales the continuous part of a categorical latent; "
                                 "set model.latent_categories too");
+  if (config.training.code_reseed_every > 0 && s.latent_categories == 0)
+    throw std::invalid_argument("training.code_reseed.every: re-seeds the codes of a categorical latent; set "
+                                "model.latent_categories too");
   s.num_classes = config.model.conditional ? config.model.num_classes : 0;
   if (config.model.conditional && s.num_classes <= 0)
     throw std::invalid_argument("model.num_classes: a conditional model needs the number of classes (it is taken "

@@ -19,6 +19,7 @@
 #include "trainer/adversarial_step.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_writer.h"
+#include "trainer/code_reseed.h"
 #include "trainer/ema.h"
 #include "trainer/evaluation.h"
 #include "trainer/interval_metrics.h"
@@ -40,6 +41,7 @@ constexpr int64_t kGridSamples = 64;         // an 8x8 grid
 constexpr int64_t kScatterSamples = 2500;    // points in a 2-D scatter plot (the VEEGAN protocol's count)
 constexpr uint64_t kNoiseStream = 0x6e6f697365ULL;   // separates the noise seeds from the data order's
 constexpr uint64_t kSampleStream = 0x73616d706cULL;  // and the fixed sample noise's
+constexpr uint64_t kReseedStream = 0x7265736565ULL;  // and the choice of live codes for dead ones
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
@@ -64,6 +66,7 @@ class Run {
   void restore_state(int threads, int64_t per_rank);
   void prepare_run_directory(int threads);
   void evaluate(int64_t step);
+  void reseed_codes(int64_t step);
   void log(const Interval& interval, int64_t step, int64_t epoch);
   void write_samples(const std::string& name);
   void save_checkpoint();
@@ -132,6 +135,29 @@ void Run::evaluate(int64_t step) {
   auto [samples, labels] = generate_for_eval(ema ? m.generator_ema : m.generator, spec_, evaluator_->sample_count(),
                                              static_cast<uint64_t>(config_.training.seed), device_);
   outputs_->evaluation(step, ema, evaluator_->evaluate(samples, labels));
+}
+
+// training.code_reseed: rank 0 picks a live code for each dead one (a function of the step and the
+// models, so resumes repeat it), every rank applies the same map. See code_reseed.h.
+void Run::reseed_codes(int64_t step) {
+  GanModels& m = step_->models();
+  CodeSources chosen;
+  on_root_agreed(*comm_, [&] {
+    at::Generator rng = at::detail::createCPUGenerator(
+        mix(static_cast<uint64_t>(config_.training.seed) ^ kReseedStream ^ mix(static_cast<uint64_t>(step))));
+    chosen = choose_code_sources(m, real_points_, rng);
+  });
+  torch::Tensor source = world_.rank() == 0 ? chosen.source : torch::empty({categorical_latent(m.generator)->codes.size(0)}, torch::kInt64);
+  comm_->broadcast(source, 0);
+  apply_code_sources(m, step_->optimizer_g(), source);
+  if (world_.rank() != 0 || chosen.dead == 0) return;
+  if (chosen.applied)
+    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data: each is now a copy of a live code\n",
+                static_cast<long long>(step), static_cast<long long>(chosen.dead), static_cast<long long>(chosen.codes));
+  else
+    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data, more than half: not re-seeded yet\n",
+                static_cast<long long>(step), static_cast<long long>(chosen.dead), static_cast<long long>(chosen.codes));
+  std::fflush(stdout);
 }
 
 // Rank 0 finds the checkpoint and checks that it fits this run; every rank learns the position.
@@ -428,6 +454,10 @@ TrainingOutcome Run::execute() {
       interval.add(g);
     }
     interval.comm_s += step_->take_communication_seconds();
+    const int64_t reseed_every = config_.training.code_reseed_every;
+    if (reseed_every > 0 && s % reseed_every == 0 &&
+        double(s) <= config_.training.code_reseed_until * double(config_.training.steps))
+      reseed_codes(s);
     if (skipped_at_step_ != s) consecutive_skips_ = 0;
     // Where the next step's data starts: the batch after the last one read.
     const bool epoch_done = batch.batch + 1 == loader_->batches_per_epoch();
