@@ -45,7 +45,8 @@ GanModels code_echoing_models() {
   p["5.weight"][1][1] = 1;
   p["5.weight"][1][3] = -1;
   // Codes 0-3 sit inside a standard normal blob, 4 and 5 far outside it.
-  p["0.codes"].copy_(torch::tensor({0.0, 0.0, 7.0, 0.5, 0.0, 7.0, 0.0, -0.5, 7.0, 1.0, 1.0, 7.0, 8.0, 8.0, 7.0, -9.0, 0.0, 7.0})
+  p["0.codes"].copy_(torch::tensor({0.0, 0.0, 7.0, 0.5, 0.0, 7.0, 0.0, -0.5, 7.0,  //
+                                    1.0, 1.0, 7.0, 8.0, 8.0, 7.0, -9.0, 0.0, 7.0})
                          .reshape({6, 3}));
   for (auto& item : m.generator_ema->named_parameters()) item.value().copy_(p[item.key()]);
   return m;

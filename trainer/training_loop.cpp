@@ -140,6 +140,7 @@ void Run::evaluate(int64_t step) {
 // training.code_reseed: rank 0 picks a live code for each dead one (a function of the step and the
 // models, so resumes repeat it), every rank applies the same map. See code_reseed.h.
 void Run::reseed_codes(int64_t step) {
+  const auto start = Clock::now();
   GanModels& m = step_->models();
   CodeSources chosen;
   on_root_agreed(*comm_, [&] {
@@ -147,16 +148,15 @@ void Run::reseed_codes(int64_t step) {
         mix(static_cast<uint64_t>(config_.training.seed) ^ kReseedStream ^ mix(static_cast<uint64_t>(step))));
     chosen = choose_code_sources(m, real_points_, rng);
   });
-  torch::Tensor source = world_.rank() == 0 ? chosen.source : torch::empty({categorical_latent(m.generator)->codes.size(0)}, torch::kInt64);
+  const int64_t codes = categorical_latent(m.generator)->codes.size(0);
+  torch::Tensor source = world_.rank() == 0 ? chosen.source : torch::empty({codes}, torch::kInt64);
   comm_->broadcast(source, 0);
   apply_code_sources(m, step_->optimizer_g(), source);
   if (world_.rank() != 0 || chosen.dead == 0) return;
-  if (chosen.applied)
-    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data: each is now a copy of a live code\n",
-                static_cast<long long>(step), static_cast<long long>(chosen.dead), static_cast<long long>(chosen.codes));
-  else
-    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data, more than half: not re-seeded yet\n",
-                static_cast<long long>(step), static_cast<long long>(chosen.dead), static_cast<long long>(chosen.codes));
+  std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data%s (%.0f ms)\n",
+              static_cast<long long>(step), static_cast<long long>(chosen.dead), static_cast<long long>(chosen.codes),
+              chosen.applied ? ": each is now a copy of a live code" : ", more than half: not re-seeded yet",
+              1e3 * seconds(start, Clock::now()));
   std::fflush(stdout);
 }
 

@@ -21,8 +21,9 @@ TEST(OutsideSupport, AGaussianBlobsRegionEndsNearThreeStandardDeviations) {
   const torch::Tensor real = gaussian(4000, 2, 3);
   // With coverage 0.99 the density level set of a 2-D standard normal is the disc of radius
   // sqrt(-2 ln 0.01) = 3.03: points well inside and well outside it, along different directions.
-  const torch::Tensor points = torch::tensor({0.0, 0.0, 1.0, 0.0, 0.0, -2.0, -1.5, 1.5, 4.5, 0.0, 0.0, -5.0, 10.0, 10.0},
-                                             torch::kFloat64).reshape({-1, 2});
+  const torch::Tensor points =
+      torch::tensor({0.0, 0.0, 1.0, 0.0, 0.0, -2.0, -1.5, 1.5, 4.5, 0.0, 0.0, -5.0, 10.0, 10.0}, torch::kFloat64)
+          .reshape({-1, 2});
   const torch::Tensor expected = torch::tensor({false, false, false, false, true, true, true});
   EXPECT_TRUE(torch::equal(outside_support(real, points, 5, 0.99), expected)) << outside_support(real, points, 5, 0.99);
   // float32 points against float64 reals: the same answer.
