@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -198,10 +199,12 @@ TEST(ResumeRules, SafeKeysMayChangeOthersAreNamed) {
   current.training.lr_d = 1e-4;
   current.training.steps = 5000;
   current.logging.every = 10;
+  current.training.code_reseed_every = 1000;  // a change to the training, not to what the checkpoint holds
   std::vector<std::string> allowed;
   EXPECT_TRUE(config_differences(saved, current, &allowed).empty());
-  EXPECT_EQ(allowed.size(), 3u);
+  EXPECT_EQ(allowed.size(), 4u);
   EXPECT_EQ(allowed[1], "training.lr_d: 0.0002 -> 0.0001");
+  EXPECT_NE(std::find(allowed.begin(), allowed.end(), "training.code_reseed.every: 0 -> 1000"), allowed.end());
   current.model.ch = 32;
   current.training.batch_size = 64;
   const auto refused = config_differences(saved, current, nullptr);

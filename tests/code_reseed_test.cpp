@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "trainer/code_reseed.h"
 #include "trainer/config.h"
@@ -122,6 +123,20 @@ TEST(CodeReseed, TooManyDeadCodesMeanGHasNotSettledAndNothingChanges) {
   EXPECT_EQ(chosen.dead, 2);
   EXPECT_FALSE(chosen.applied);
   EXPECT_TRUE(torch::equal(chosen.source, torch::arange(6, torch::kInt64)));
+}
+
+TEST(CodeReseed, ChoosingLeavesBatchNormStatisticsAsTheyWere) {
+  Config config = reseed_config();
+  apply_override(config, "model.mlp_batchnorm=true");
+  GanModels m = build_models(model_spec(config, {2}));
+  std::vector<torch::Tensor> before;
+  for (const auto& b : m.generator->buffers()) before.push_back(b.clone());
+  ASSERT_FALSE(before.empty());
+  at::Generator rng = at::detail::createCPUGenerator(3);
+  choose_code_sources(m, blob(500, 2), rng);
+  size_t i = 0;
+  for (const auto& b : m.generator->buffers()) EXPECT_TRUE(torch::equal(b, before[i++])) << i;
+  EXPECT_TRUE(m.generator->is_training());
 }
 
 TEST(CodeReseed, NeedsACategoricalLatent) {

@@ -155,6 +155,7 @@ bool resume_may_change(const std::string& key) {
                                           "training.on_nonfinite", "training.max_consecutive_skips",
                                           "training.ema.half_life_kimg", "training.ema.rampup",
                                           "training.r1.gamma",     "training.top_k.keep",   "training.top_k.decay",     "training.r1.every",     "training.gp.lambda",
+                                          "training.code_reseed.every", "training.code_reseed.until",
                                           "data.path",             "data.prefetch_batches", "data.chunk_cache_mb"};
   if (sections_more.count(key.substr(0, key.find('.')))) return true;
   return sections.count(key.substr(0, key.find('.'))) != 0 || keys.count(key) != 0;

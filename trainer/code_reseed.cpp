@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "trainer/eval/support.h"
 #include "trainer/optimizer_state.h"
@@ -31,9 +32,14 @@ CodeSources choose_code_sources(GanModels& models, const torch::Tensor& real, at
   z = z.to(device);
   if (!latent->category(z).cpu().equal(codes))
     throw std::logic_error("code re-seeding: a latent meant for one code fell into another's bin");
-  models.generator->eval();
+  // In training mode, as G runs in the steps: BatchNorm (model.mlp_batchnorm) then normalises with
+  // these samples' statistics rather than rank 0's running ones, which the ranks average only now and
+  // then, so the choice depends on the model alone. The running statistics are put back afterwards.
+  std::vector<torch::Tensor> buffers;
+  for (const auto& b : models.generator->buffers()) buffers.push_back(b.clone());
   const torch::Tensor samples = generate(models.generator, z, {}).to(torch::kCPU, torch::kFloat64);
-  models.generator->train();
+  size_t i = 0;
+  for (auto& b : models.generator->buffers()) b.copy_(buffers[i++]);
   const torch::Tensor outside =
       eval::outside_support(real.to(torch::kCPU), samples.reshape({k * n, -1}), options.neighbours, options.coverage);
   const torch::Tensor dead = outside.view({k, n}).to(torch::kFloat64).mean(1) > 0.5;

@@ -36,8 +36,8 @@ struct CodeSources {
 CategoricalLatentImpl* categorical_latent(torch::nn::Sequential& generator);
 
 // Rank 0: which codes of models.generator's categorical latent are dead against the reals [N, F],
-// and a random live code for each, drawn from `rng`. Changes nothing (G runs in eval mode, so
-// BatchNorm statistics stay). Throws std::invalid_argument when G has no categorical latent.
+// and a random live code for each, drawn from `rng`. Changes nothing (BatchNorm running statistics
+// are restored after G's forward pass). Throws std::invalid_argument when G has no categorical latent.
 CodeSources choose_code_sources(GanModels& models, const torch::Tensor& real, at::Generator& rng,
                                 const CodeReseedOptions& options = {});
 
