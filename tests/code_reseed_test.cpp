@@ -67,62 +67,89 @@ TEST(CodeReseed, TheGeneratorEchoesItsCodes) {
   EXPECT_TRUE(torch::allclose(m.generator->forward(z), codes));
 }
 
-TEST(CodeReseed, CodesOffTheDataBecomeCopiesOfLiveOnes) {
+TEST(CodeReseed, CodesOffTheDataAtTwoChecksInARowBecomeCopiesOfLiveOnes) {
   GanModels m = code_echoing_models();
   const torch::Tensor real = blob(2000, 11);
   at::Generator rng = at::detail::createCPUGenerator(7);
-  const CodeSources chosen = choose_code_sources(m, real, rng);
-  EXPECT_EQ(chosen.codes, 6);
-  EXPECT_EQ(chosen.dead, 2);
-  EXPECT_TRUE(chosen.applied);
-  const auto source = chosen.source.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(source[i], i);
-  for (int64_t i = 4; i < 6; ++i) {
-    EXPECT_GE(source[i], 0);
-    EXPECT_LT(source[i], 4);
-  }
-  // The same generator state picks the same sources.
-  at::Generator again = at::detail::createCPUGenerator(7);
-  EXPECT_TRUE(torch::equal(choose_code_sources(m, real, again).source, chosen.source));
+  const torch::Tensor off = codes_off_data(m, real, rng);
+  EXPECT_TRUE(torch::equal(off, torch::tensor({false, false, false, false, true, true}))) << off;
 
-  // Applying the map: G's codes, the EMA's codes and Adam's moments of the codes, row by row.
   torch::optim::Adam adam(m.generator->parameters(), torch::optim::AdamOptions(1e-3));
   m.generator->forward(torch::randn({8, 3})).sum().backward();
   adam.step();
   CategoricalLatentImpl* latent = categorical_latent(m.generator);
+  CategoricalLatentImpl* ema_latent = categorical_latent(m.generator_ema);
   auto& state = adam_state(adam, latent->codes);
   {
     torch::NoGradGuard no_grad;
     state.exp_avg().copy_(torch::arange(6, torch::kFloat32).unsqueeze(1).expand({6, 3}));
     state.exp_avg_sq().copy_(torch::arange(6, torch::kFloat32).unsqueeze(1).expand({6, 3}) + 10);
-    categorical_latent(m.generator_ema)->codes.add_(100);
+    ema_latent->codes.add_(100);
   }
   const torch::Tensor codes = latent->codes.detach().clone();
-  const torch::Tensor ema = categorical_latent(m.generator_ema)->codes.detach().clone();
-  apply_code_sources(m, adam, chosen.source);
-  for (int64_t i = 0; i < 6; ++i) {
-    EXPECT_TRUE(torch::equal(latent->codes[i], codes[source[i]])) << i;
-    EXPECT_TRUE(torch::equal(categorical_latent(m.generator_ema)->codes[i], ema[source[i]])) << i;
-    EXPECT_EQ(state.exp_avg()[i][0].item<float>(), float(source[i])) << i;
-    EXPECT_EQ(state.exp_avg_sq()[i][2].item<float>(), float(source[i] + 10)) << i;
+  const torch::Tensor ema = ema_latent->codes.detach().clone();
+  // The first check only counts; code 5 was off the data at a check before (set by hand), so it is due.
+  latent->off_data_checks[5] = 1;
+  at::Generator choice = at::detail::createCPUGenerator(9);
+  CodeReseedResult r = reseed_codes(m, adam, off, choice);
+  EXPECT_EQ(r.codes, 6);
+  EXPECT_EQ(r.off_data, 2);
+  EXPECT_EQ(r.reseeded, 1);
+  EXPECT_TRUE(r.settled);
+  EXPECT_TRUE(torch::equal(latent->off_data_checks, torch::tensor({0, 0, 0, 0, 1, 0}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(ema_latent->off_data_checks, latent->off_data_checks));
+  EXPECT_TRUE(torch::equal(latent->codes[4], codes[4]));  // counted, not moved
+  // Code 5 became one of the live codes 0-3: in G, in the EMA and in Adam's moments.
+  int64_t source = -1;
+  for (int64_t i = 0; i < 4; ++i)
+    if (torch::equal(latent->codes[5], codes[i])) source = i;
+  ASSERT_GE(source, 0) << latent->codes;
+  EXPECT_TRUE(torch::equal(ema_latent->codes[5], ema[source]));
+  EXPECT_EQ(state.exp_avg()[5][0].item<float>(), float(source));
+  EXPECT_EQ(state.exp_avg_sq()[5][2].item<float>(), float(source + 10));
+  for (int64_t i = 0; i < 5; ++i) {
+    EXPECT_TRUE(torch::equal(latent->codes[i], codes[i])) << i;
+    EXPECT_EQ(state.exp_avg()[i][1].item<float>(), float(i)) << i;
   }
-  // Now every code is live.
-  at::Generator third = at::detail::createCPUGenerator(8);
-  const CodeSources after = choose_code_sources(m, real, third);
-  EXPECT_EQ(after.dead, 0);
-  EXPECT_FALSE(after.applied);
-  EXPECT_TRUE(torch::equal(after.source, torch::arange(6, torch::kInt64)));
+  // A second check that finds code 4 off the data again re-seeds it too.
+  at::Generator second = at::detail::createCPUGenerator(8);
+  const torch::Tensor off_again = codes_off_data(m, real, second);
+  EXPECT_TRUE(torch::equal(off_again, torch::tensor({false, false, false, false, true, false})));
+  r = reseed_codes(m, adam, off_again, choice);
+  EXPECT_EQ(r.reseeded, 1);
+  EXPECT_TRUE(torch::equal(latent->off_data_checks, torch::zeros({6}, torch::kInt64)));
+  at::Generator third = at::detail::createCPUGenerator(10);
+  EXPECT_EQ(codes_off_data(m, real, third).sum().item<int64_t>(), 0);  // every code is live now
 }
 
-TEST(CodeReseed, TooManyDeadCodesMeanGHasNotSettledAndNothingChanges) {
+TEST(CodeReseed, EveryRankDecidesAlikeFromTheSameMarksAndSeed) {
+  GanModels a = code_echoing_models(), b = code_echoing_models();
+  torch::optim::Adam adam_a(a.generator->parameters()), adam_b(b.generator->parameters());
+  const torch::Tensor off = torch::tensor({false, false, false, false, true, true});
+  for (int check = 0; check < 2; ++check) {
+    at::Generator ga = at::detail::createCPUGenerator(100 + check), gb = at::detail::createCPUGenerator(100 + check);
+    reseed_codes(a, adam_a, off, ga);
+    reseed_codes(b, adam_b, off, gb);
+  }
+  EXPECT_TRUE(torch::equal(categorical_latent(a.generator)->codes, categorical_latent(b.generator)->codes));
+  EXPECT_FALSE(torch::equal(categorical_latent(a.generator)->codes[4], torch::tensor({8.0f, 8.0f, 7.0f})));
+}
+
+TEST(CodeReseed, TooManyCodesOffTheDataMeanGHasNotSettledAndCountingStartsAgain) {
   GanModels m = code_echoing_models();
-  at::Generator rng = at::detail::createCPUGenerator(7);
+  torch::optim::Adam adam(m.generator->parameters());
+  CategoricalLatentImpl* latent = categorical_latent(m.generator);
+  latent->off_data_checks.fill_(1);
   CodeReseedOptions options;
-  options.max_dead_share = 0.25;  // 2 of 6 dead is more
-  const CodeSources chosen = choose_code_sources(m, blob(2000, 11), rng, options);
-  EXPECT_EQ(chosen.dead, 2);
-  EXPECT_FALSE(chosen.applied);
-  EXPECT_TRUE(torch::equal(chosen.source, torch::arange(6, torch::kInt64)));
+  options.max_off_share = 0.25;  // 2 of 6 off the data is more
+  at::Generator rng = at::detail::createCPUGenerator(7);
+  const torch::Tensor codes = latent->codes.detach().clone();
+  const CodeReseedResult r = reseed_codes(m, adam, torch::tensor({false, false, false, false, true, true}), rng, options);
+  EXPECT_EQ(r.off_data, 2);
+  EXPECT_EQ(r.reseeded, 0);
+  EXPECT_FALSE(r.settled);
+  EXPECT_TRUE(torch::equal(latent->codes, codes));
+  EXPECT_TRUE(torch::equal(latent->off_data_checks, torch::zeros({6}, torch::kInt64)));
 }
 
 TEST(CodeReseed, ChoosingLeavesBatchNormStatisticsAsTheyWere) {
@@ -131,9 +158,9 @@ TEST(CodeReseed, ChoosingLeavesBatchNormStatisticsAsTheyWere) {
   GanModels m = build_models(model_spec(config, {2}));
   std::vector<torch::Tensor> before;
   for (const auto& b : m.generator->buffers()) before.push_back(b.clone());
-  ASSERT_FALSE(before.empty());
+  ASSERT_GT(before.size(), 1u);
   at::Generator rng = at::detail::createCPUGenerator(3);
-  choose_code_sources(m, blob(500, 2), rng);
+  codes_off_data(m, blob(500, 2), rng);
   size_t i = 0;
   for (const auto& b : m.generator->buffers()) EXPECT_TRUE(torch::equal(b, before[i++])) << i;
   EXPECT_TRUE(m.generator->is_training());
@@ -154,7 +181,9 @@ TEST(CodeReseed, NeedsACategoricalLatent) {
   GanModels plain = build_models(model_spec(config, {2}));
   EXPECT_EQ(categorical_latent(plain.generator), nullptr);
   at::Generator rng = at::detail::createCPUGenerator(1);
-  EXPECT_THROW(choose_code_sources(plain, blob(100, 1), rng), std::invalid_argument);
+  EXPECT_THROW(codes_off_data(plain, blob(100, 1), rng), std::invalid_argument);
+  torch::optim::Adam adam(plain.generator->parameters());
+  EXPECT_THROW(reseed_codes(plain, adam, torch::zeros({6}, torch::kBool), rng), std::invalid_argument);
   EXPECT_THROW(parse_config("training:\n  code_reseed:\n    until: 1.5\n", "t.yaml"), ConfigError);
 }
 

@@ -127,6 +127,7 @@ CategoricalLatentImpl::CategoricalLatentImpl(int64_t z_dim, int64_t categories, 
     throw std::invalid_argument("model.latent_categories: needs z_dim >= 2 and at least 1 category (got z_dim " +
                                 std::to_string(z_dim) + ", " + std::to_string(categories) + " categories)");
   codes = register_parameter("codes", torch::randn({categories, z_dim}));
+  off_data_checks = register_buffer("off_data_checks", torch::zeros({categories}, torch::kInt64));
 }
 
 torch::Tensor CategoricalLatentImpl::category(const torch::Tensor& z) const {

@@ -82,6 +82,9 @@ struct CategoricalLatentImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& z);
   torch::Tensor category(const torch::Tensor& z) const;  // [B] int64 in [0, K)
   torch::Tensor codes;                                   // [K, z_dim], N(0, 1) at the start
+  // Training state of training.code_reseed, a buffer so that checkpoints and every rank carry it:
+  // for each code, the number of checks in a row at which it drew off the data. [K] int64.
+  torch::Tensor off_data_checks;
   double noise_scale;
 };
 TORCH_MODULE(CategoricalLatent);

@@ -137,26 +137,35 @@ void Run::evaluate(int64_t step) {
   outputs_->evaluation(step, ema, evaluator_->evaluate(samples, labels));
 }
 
-// training.code_reseed: rank 0 picks a live code for each dead one (a function of the step and the
-// models, so resumes repeat it), every rank applies the same map. See code_reseed.h.
+// training.code_reseed: rank 0 marks the codes off the data, every rank counts and re-seeds alike
+// (a function of the step, the models and the data, so resumes repeat it). See code_reseed.h.
 void Run::reseed_codes(int64_t step) {
   const auto start = Clock::now();
   GanModels& m = step_->models();
-  CodeSources chosen;
+  const uint64_t seed =
+      mix(static_cast<uint64_t>(config_.training.seed) ^ kReseedStream ^ mix(static_cast<uint64_t>(step)));
+  torch::Tensor off_data = torch::zeros({categorical_latent(m.generator)->codes.size(0)}, torch::kInt64);
   on_root_agreed(*comm_, [&] {
-    at::Generator rng = at::detail::createCPUGenerator(
-        mix(static_cast<uint64_t>(config_.training.seed) ^ kReseedStream ^ mix(static_cast<uint64_t>(step))));
-    chosen = choose_code_sources(m, real_points_, rng);
+    at::Generator samples = at::detail::createCPUGenerator(seed);
+    off_data = codes_off_data(m, real_points_, samples).to(torch::kInt64);
   });
-  const int64_t codes = categorical_latent(m.generator)->codes.size(0);
-  torch::Tensor source = world_.rank() == 0 ? chosen.source : torch::empty({codes}, torch::kInt64);
-  comm_->broadcast(source, 0);
-  apply_code_sources(m, step_->optimizer_g(), source);
-  if (world_.rank() != 0 || chosen.dead == 0) return;
-  std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data%s (%.0f ms)\n",
-              static_cast<long long>(step), static_cast<long long>(chosen.dead), static_cast<long long>(chosen.codes),
-              chosen.applied ? ": each is now a copy of a live code" : ", more than half: not re-seeded yet",
-              1e3 * seconds(start, Clock::now()));
+  comm_->broadcast(off_data, 0);
+  at::Generator choice = at::detail::createCPUGenerator(mix(seed));  // the same on every rank
+  const CodeReseedResult r = distgan::reseed_codes(m, step_->optimizer_g(), off_data, choice);
+  if (world_.rank() != 0 || r.off_data == 0) return;
+  const auto count = [](int64_t n) { return static_cast<long long>(n); };
+  if (r.reseeded > 0)
+    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data; %lld of them, off at the last check "
+                "too, are now copies of live codes (%.0f ms)\n",
+                count(step), count(r.off_data), count(r.codes), count(r.reseeded), 1e3 * seconds(start, Clock::now()));
+  else if (r.settled)
+    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data; none was off at the last check too "
+                "(%.0f ms)\n",
+                count(step), count(r.off_data), count(r.codes), 1e3 * seconds(start, Clock::now()));
+  else
+    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data, more than half: not re-seeded yet "
+                "(%.0f ms)\n",
+                count(step), count(r.off_data), count(r.codes), 1e3 * seconds(start, Clock::now()));
   std::fflush(stdout);
 }
 
