@@ -1,6 +1,7 @@
 // Sample images (grids, scatter plots, PNG files), metrics lines, and the model file round trip.
 #include <gtest/gtest.h>
 
+#include <hdf5.h>
 #include <nlohmann/json.hpp>
 
 #include "data/data_error.h"
@@ -101,6 +102,37 @@ TEST(ModelFile, AFileForAnotherModelIsRefusedNamingTheTensor) {
     EXPECT_NE(std::string(e.what()).find("/generator/0.weight has shape [8, 100] but the model expects [256, 100]"),
               std::string::npos)
         << e.what();
+  }
+}
+
+TEST(ModelFile, FilesFromBeforeTheCodeReseedCountsStillLoad) {
+  TempDir tmp;
+  Config config;
+  apply_override(config, "model.name=mlp");
+  apply_override(config, "model.z_dim=4");
+  apply_override(config, "model.latent_categories=16");
+  const ModelSpec spec = model_spec(config, {2});
+  GanModels models = build_models(spec);
+  save_model_file(tmp.path("m.h5"), config, spec, models, 1);
+  auto remove = [&](const char* name) {
+    const hid_t file = H5Fopen(tmp.path("m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    EXPECT_GE(H5Ldelete(file, name, H5P_DEFAULT), 0) << name;
+    H5Fclose(file);
+  };
+  remove("/generator/0.off_data_checks");  // as written before the counts existed
+  remove("/generator_ema/0.off_data_checks");
+  LoadedModels loaded = load_model_file(tmp.path("m.h5"));
+  EXPECT_TRUE(torch::equal(loaded.models.generator->named_parameters()["0.codes"],
+                           models.generator->named_parameters()["0.codes"]));
+  EXPECT_TRUE(
+      torch::equal(loaded.models.generator->named_buffers()["0.off_data_checks"], torch::zeros({16}, torch::kInt64)));
+  remove("/generator/0.codes");  // anything else missing is still refused
+  try {
+    load_model_file(tmp.path("m.h5"));
+    FAIL() << "a file without the codes was accepted";
+  } catch (const data::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("/generator/0.codes is missing"), std::string::npos) << e.what();
   }
 }
 
