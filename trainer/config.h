@@ -61,7 +61,7 @@ struct TrainingConfig {
   double top_k_keep = 1;           // training.top_k.keep: least share of fakes G learns from (1: all)
   double top_k_decay = 0.99;       // training.top_k.decay: the share is max(keep, decay^epoch)
   int64_t code_reseed_every = 0;   // training.code_reseed.every: re-seed dead latent codes (0: never)
-  double code_reseed_until = 0.9;  // training.code_reseed.until: ... up to this share of training.steps
+  double code_reseed_until = 1;    // training.code_reseed.until: ... up to this share of training.steps
 };
 
 struct CheckpointConfig {

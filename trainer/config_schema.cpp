@@ -220,7 +220,7 @@ std::vector<ConfigKey> build_schema() {
               "with model.latent_categories: every this many steps, each latent code whose samples fall off the "
               "real data becomes a copy of a random live code (0: never)"),
       float_key("training", &C::training, "code_reseed.until", &T::code_reseed_until, 0, 1, false,
-                "code_reseed: only up to this share of training.steps, so the last steps refine the codes"),
+                "code_reseed: check only up to this share of training.steps (1: to the end)"),
       float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
                 "gradient penalty weight of the wgan-gp loss"),
 
