@@ -39,16 +39,4 @@ torch::Tensor kth_nearest_squared(const torch::Tensor& query, const torch::Tenso
   return out;
 }
 
-torch::Tensor count_within(const torch::Tensor& query, const torch::Tensor& ref, double squared_radius) {
-  const torch::Tensor norms = ref.pow(2).sum(1).unsqueeze(0);
-  torch::Tensor out = torch::empty({query.size(0)}, query.options().dtype(torch::kInt64));
-  const int64_t step = block_rows(ref.size(0));
-  for (int64_t begin = 0; begin < query.size(0); begin += step) {
-    const int64_t rows = std::min(step, query.size(0) - begin);
-    const torch::Tensor d2 = squared_distances(query.narrow(0, begin, rows), ref, norms);
-    out.narrow(0, begin, rows).copy_((d2 <= squared_radius).sum(1));
-  }
-  return out;
-}
-
 }  // namespace distgan::eval::detail

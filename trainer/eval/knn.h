@@ -22,8 +22,4 @@ torch::Tensor knn_squared_radii(const torch::Tensor& x, int64_t k);
 // Squared distance from each row of `query` to its k-th nearest row of `ref`, [Q] (k = 1: the nearest).
 torch::Tensor kth_nearest_squared(const torch::Tensor& query, const torch::Tensor& ref, int64_t k);
 
-// For each row of `query`, how many rows of `ref` lie within squared distance `squared_radius`
-// (inclusive), [Q] int64. "k-th nearest > r" is "fewer than k within r", without sorting.
-torch::Tensor count_within(const torch::Tensor& query, const torch::Tensor& ref, double squared_radius);
-
 }  // namespace distgan::eval::detail

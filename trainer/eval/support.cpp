@@ -22,7 +22,7 @@ torch::Tensor outside_support(const torch::Tensor& real, const torch::Tensor& po
   // The smallest radius that covers ceil(coverage * Nr) of the reals.
   const auto rank = static_cast<int64_t>(std::ceil(coverage * static_cast<double>(x.size(0))));
   const double limit = std::get<0>(real_radii.kthvalue(std::max<int64_t>(rank, 1))).item<double>();
-  return detail::count_within(y, x, limit) < k;  // the k-th nearest real is farther than the limit
+  return detail::kth_nearest_squared(y, x, k) > limit;
 }
 
 }  // namespace distgan::eval
