@@ -9,7 +9,7 @@
 # Usage: bash bench/quality.sh [BUILD]   (ONLY=mixtures|fashion to run a part; SEEDS="0 1 2 3 4"; NP=2 ranks;
 #   EXTRA="--set training.steps=50" adds overrides to every training run, e.g. to try the script)
 # Results: $OUT (default build/bench/quality) with one run directory and JSON per measurement, and
-# a summary table printed at the end. Takes about 1.5 hours on 2 cores (the mixtures about 35 minutes).
+# a summary table printed at the end. Takes about 1.5 hours on 2 cores (the mixtures about 40 minutes).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath "${1:-$here/build}")
