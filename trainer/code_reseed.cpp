@@ -1,9 +1,14 @@
 #include "trainer/code_reseed.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <vector>
 
+#include "trainer/agreed_failure.h"
 #include "trainer/eval/support.h"
 #include "trainer/optimizer_state.h"
 
@@ -84,6 +89,33 @@ CodeReseedResult reseed_codes(GanModels& models, torch::optim::Adam& optimizer_g
   latent.off_data_checks.copy_(checks);
   if (models.generator_ema) require_latent(models.generator_ema).off_data_checks.copy_(checks);
   return result;
+}
+
+CodeReseedResult check_latent_codes(GanModels& models, torch::optim::Adam& optimizer_g, cluster::Communicator& comm,
+                                    const torch::Tensor& real, CodeCheckSeeds seeds, int64_t step) {
+  const auto start = std::chrono::steady_clock::now();
+  torch::Tensor off_data = torch::zeros({require_latent(models.generator).codes.size(0)}, torch::kInt64);
+  on_root_agreed(comm, [&] {
+    at::Generator samples = at::detail::createCPUGenerator(seeds.samples);
+    off_data = codes_off_data(models, real, samples).to(torch::kInt64);
+  });
+  comm.broadcast(off_data, 0);
+  at::Generator choice = at::detail::createCPUGenerator(seeds.choice);
+  const CodeReseedResult r = reseed_codes(models, optimizer_g, off_data, choice);
+  if (comm.rank() != 0 || r.off_data == 0) return r;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const auto count = [](int64_t n) { return static_cast<long long>(n); };
+  std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data", count(step), count(r.off_data),
+              count(r.codes));
+  if (r.reseeded > 0)
+    std::printf("; %lld of them, off at the last check too, are now copies of live codes", count(r.reseeded));
+  else if (r.settled)
+    std::printf("; none was off at the last check too");
+  else
+    std::printf(", more than half: not re-seeded yet");
+  std::printf(" (%.0f ms)\n", ms);
+  std::fflush(stdout);
+  return r;
 }
 
 }  // namespace distgan

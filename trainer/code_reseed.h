@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "cluster/communicator.h"
 #include "trainer/models.h"
 
 namespace distgan {
@@ -52,5 +53,16 @@ torch::Tensor codes_off_data(GanModels& models, const torch::Tensor& real, at::G
 // is one) and in `optimizer_g`'s moments; its count starts again from 0.
 CodeReseedResult reseed_codes(GanModels& models, torch::optim::Adam& optimizer_g, const torch::Tensor& off_data,
                               at::Generator& rng, const CodeReseedOptions& options = {});
+
+struct CodeCheckSeeds {
+  uint64_t samples;  // rank 0's noise for the samples per code
+  uint64_t choice;   // every rank's choice of live codes: the same on every rank
+};
+
+// One check of training.code_reseed at `step`, on every rank: rank 0 marks the codes off the data
+// (its error, if any, reaches every rank through on_root_agreed), broadcasts the marks, and every
+// rank re-seeds alike; rank 0 logs the counts and the time taken.
+CodeReseedResult check_latent_codes(GanModels& models, torch::optim::Adam& optimizer_g, cluster::Communicator& comm,
+                                    const torch::Tensor& real, CodeCheckSeeds seeds, int64_t step);
 
 }  // namespace distgan

@@ -41,7 +41,7 @@ constexpr int64_t kGridSamples = 64;         // an 8x8 grid
 constexpr int64_t kScatterSamples = 2500;    // points in a 2-D scatter plot (the VEEGAN protocol's count)
 constexpr uint64_t kNoiseStream = 0x6e6f697365ULL;   // separates the noise seeds from the data order's
 constexpr uint64_t kSampleStream = 0x73616d706cULL;  // and the fixed sample noise's
-constexpr uint64_t kReseedStream = 0x7265736565ULL;  // and the choice of live codes for dead ones
+constexpr uint64_t kReseedStream = 0x7265736565ULL;  // and code re-seeding's, per step: resumes repeat it
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
@@ -66,7 +66,6 @@ class Run {
   void restore_state(int threads, int64_t per_rank);
   void prepare_run_directory(int threads);
   void evaluate(int64_t step);
-  void reseed_codes(int64_t step);
   void log(const Interval& interval, int64_t step, int64_t epoch);
   void write_samples(const std::string& name);
   void save_checkpoint();
@@ -135,38 +134,6 @@ void Run::evaluate(int64_t step) {
   auto [samples, labels] = generate_for_eval(ema ? m.generator_ema : m.generator, spec_, evaluator_->sample_count(),
                                              static_cast<uint64_t>(config_.training.seed), device_);
   outputs_->evaluation(step, ema, evaluator_->evaluate(samples, labels));
-}
-
-// training.code_reseed: rank 0 marks the codes off the data, every rank counts and re-seeds alike
-// (a function of the step, the models and the data, so resumes repeat it). See code_reseed.h.
-void Run::reseed_codes(int64_t step) {
-  const auto start = Clock::now();
-  GanModels& m = step_->models();
-  const uint64_t seed =
-      mix(static_cast<uint64_t>(config_.training.seed) ^ kReseedStream ^ mix(static_cast<uint64_t>(step)));
-  torch::Tensor off_data = torch::zeros({categorical_latent(m.generator)->codes.size(0)}, torch::kInt64);
-  on_root_agreed(*comm_, [&] {
-    at::Generator samples = at::detail::createCPUGenerator(seed);
-    off_data = codes_off_data(m, real_points_, samples).to(torch::kInt64);
-  });
-  comm_->broadcast(off_data, 0);
-  at::Generator choice = at::detail::createCPUGenerator(mix(seed));  // the same on every rank
-  const CodeReseedResult r = distgan::reseed_codes(m, step_->optimizer_g(), off_data, choice);
-  if (world_.rank() != 0 || r.off_data == 0) return;
-  const auto count = [](int64_t n) { return static_cast<long long>(n); };
-  if (r.reseeded > 0)
-    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data; %lld of them, off at the last check "
-                "too, are now copies of live codes (%.0f ms)\n",
-                count(step), count(r.off_data), count(r.codes), count(r.reseeded), 1e3 * seconds(start, Clock::now()));
-  else if (r.settled)
-    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data; none was off at the last check too "
-                "(%.0f ms)\n",
-                count(step), count(r.off_data), count(r.codes), 1e3 * seconds(start, Clock::now()));
-  else
-    std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data, more than half: not re-seeded yet "
-                "(%.0f ms)\n",
-                count(step), count(r.off_data), count(r.codes), 1e3 * seconds(start, Clock::now()));
-  std::fflush(stdout);
 }
 
 // Rank 0 finds the checkpoint and checks that it fits this run; every rank learns the position.
@@ -465,8 +432,10 @@ TrainingOutcome Run::execute() {
     interval.comm_s += step_->take_communication_seconds();
     const int64_t reseed_every = config_.training.code_reseed_every;
     if (reseed_every > 0 && s % reseed_every == 0 &&
-        double(s) <= config_.training.code_reseed_until * double(config_.training.steps))
-      reseed_codes(s);
+        double(s) <= config_.training.code_reseed_until * double(config_.training.steps)) {
+      const uint64_t seed = mix(static_cast<uint64_t>(config_.training.seed) ^ kReseedStream ^ mix(uint64_t(s)));
+      check_latent_codes(step_->models(), step_->optimizer_g(), *comm_, real_points_, {seed, mix(seed)}, s);
+    }
     if (skipped_at_step_ != s) consecutive_skips_ = 0;
     // Where the next step's data starts: the batch after the last one read.
     const bool epoch_done = batch.batch + 1 == loader_->batches_per_epoch();
