@@ -15,8 +15,8 @@
 
 #include "cluster/world.h"
 #include "data/prefetch_loader.h"
-#include "trainer/losses.h"
-#include "trainer/models.h"
+#include "trainer/model/losses.h"
+#include "trainer/model/models.h"
 
 namespace {
 

@@ -14,7 +14,7 @@ using Runner = std::function<int()>;
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;       // runtime failure: data, I/O, MPI
 constexpr int kExitUsage = 2;       // bad command line or configuration
-// 75 (kExitPreempted, trainer/training_loop.h): stopped by SIGTERM/SIGUSR1 after writing a checkpoint
+// 75 (kExitPreempted, trainer/run/training_loop.h): stopped by SIGTERM/SIGUSR1 after writing a checkpoint
 
 Runner add_prep_command(CLI::App& app);
 Runner add_inspect_command(CLI::App& app);

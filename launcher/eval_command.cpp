@@ -1,6 +1,6 @@
 // `distgan eval`: quality metrics of a trained generator (or of any HDF5 samples file, such as real
 // held-out data: the metric's floor), and `distgan eval train-classifier`, which trains the
-// classifier whose features the image metrics use. See trainer/evaluation.h for what is measured.
+// classifier whose features the image metrics use. See trainer/eval/evaluation.h for what is measured.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -9,10 +9,10 @@
 #include "data/dataset_reader.h"
 #include "data/h5_handle.h"
 #include "launcher/commands.h"
-#include "trainer/classifier.h"
-#include "trainer/evaluation.h"
-#include "trainer/model_file.h"
-#include "trainer/run_options.h"
+#include "trainer/eval/classifier.h"
+#include "trainer/eval/evaluation.h"
+#include "trainer/state/model_file.h"
+#include "trainer/config/run_options.h"
 
 namespace distgan::launcher {
 

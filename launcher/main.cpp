@@ -10,7 +10,7 @@
 
 #include "cluster/world.h"
 #include "launcher/commands.h"
-#include "trainer/config.h"
+#include "trainer/config/config.h"
 
 namespace {
 

@@ -6,8 +6,8 @@
 
 #include "data/dataset_writer.h"
 #include "launcher/commands.h"
-#include "trainer/model_file.h"
-#include "trainer/png_image.h"
+#include "trainer/state/model_file.h"
+#include "trainer/outputs/png_image.h"
 
 namespace distgan::launcher {
 

@@ -1,5 +1,5 @@
 // `distgan train`: loads the configuration (YAML file plus --set overrides), validates it on every
-// rank against the world size and the dataset, and trains (trainer/training_loop.h).
+// rank against the world size and the dataset, and trains (trainer/run/training_loop.h).
 #include <mpi.h>
 
 #include <cstdio>
@@ -7,10 +7,10 @@
 #include "cluster/preemption.h"
 #include "cluster/world.h"
 #include "launcher/commands.h"
-#include "trainer/checkpoint.h"
-#include "trainer/model_file.h"
-#include "trainer/run_options.h"
-#include "trainer/training_loop.h"
+#include "trainer/state/checkpoint.h"
+#include "trainer/state/model_file.h"
+#include "trainer/config/run_options.h"
+#include "trainer/run/training_loop.h"
 
 namespace distgan::launcher {
 

@@ -5,7 +5,7 @@
 #include "cluster/mpi_check.h"
 #include "cluster/world.h"
 #include "tests/test_util.h"
-#include "trainer/run_options.h"
+#include "trainer/config/run_options.h"
 
 namespace distgan {
 namespace {

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "cluster/gradient_buckets.h"
-#include "trainer/losses.h"
-#include "trainer/models.h"
+#include "trainer/model/losses.h"
+#include "trainer/model/models.h"
 
 namespace distgan {
 namespace {

@@ -12,11 +12,11 @@
 #include "data/data_error.h"
 #include "data/h5_handle.h"
 #include "tests/test_util.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_file.h"
-#include "trainer/checkpoint_writer.h"
-#include "trainer/metrics_log.h"
-#include "trainer/resume.h"
+#include "trainer/state/checkpoint.h"
+#include "trainer/state/checkpoint_file.h"
+#include "trainer/state/checkpoint_writer.h"
+#include "trainer/outputs/metrics_log.h"
+#include "trainer/state/resume.h"
 
 namespace distgan {
 namespace {

@@ -1,4 +1,4 @@
-// Re-seeding dead latent codes (trainer/code_reseed.h) on a generator set by hand so that G(z) is the
+// Re-seeding dead latent codes (trainer/run/code_reseed.h) on a generator set by hand so that G(z) is the
 // first two coordinates of z's code: which codes count as dead is then known on paper.
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "trainer/code_reseed.h"
-#include "trainer/config.h"
-#include "trainer/model_file.h"
-#include "trainer/optimizer_state.h"
+#include "trainer/run/code_reseed.h"
+#include "trainer/config/config.h"
+#include "trainer/state/model_file.h"
+#include "trainer/model/optimizer_state.h"
 
 namespace distgan {
 namespace {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
-#include "trainer/config.h"
+#include "trainer/config/config.h"
 
 namespace distgan {
 namespace {

@@ -1,4 +1,4 @@
-// The evaluation engine (trainer/evaluation.h) on small files: the 2-D mixture protocol on real
+// The evaluation engine (trainer/eval/evaluation.h) on small files: the 2-D mixture protocol on real
 // mixture points, image metrics through a TorchScript feature extractor this test builds itself,
 // the real-feature cache beside the dataset, and clear errors for unusable extractors.
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include "data/importers.h"
 #include "tests/test_util.h"
 #include "trainer/eval/feature_cache.h"
-#include "trainer/evaluation.h"
+#include "trainer/eval/evaluation.h"
 
 namespace distgan {
 namespace {

@@ -4,12 +4,12 @@
 
 #include <cmath>
 
-#include "trainer/adversarial_step.h"
-#include "trainer/config.h"
-#include "trainer/ema.h"
-#include "trainer/losses.h"
-#include "trainer/model_file.h"
-#include "trainer/models.h"
+#include "trainer/step/adversarial_step.h"
+#include "trainer/config/config.h"
+#include "trainer/model/ema.h"
+#include "trainer/model/losses.h"
+#include "trainer/state/model_file.h"
+#include "trainer/model/models.h"
 #include "tests/test_models.h"
 
 namespace distgan {

@@ -7,9 +7,9 @@
 #include "data/data_error.h"
 #include "tests/test_util.h"
 #include "tests/test_models.h"
-#include "trainer/adversarial_step.h"
-#include "trainer/checkpoint.h"
-#include "trainer/optimizer_state.h"
+#include "trainer/step/adversarial_step.h"
+#include "trainer/state/checkpoint.h"
+#include "trainer/model/optimizer_state.h"
 
 namespace distgan {
 namespace {

@@ -8,7 +8,7 @@
 #include "cluster/nccl_communicator.h"
 #include "cluster/world.h"
 #include "tests/test_models.h"
-#include "trainer/adversarial_step.h"
+#include "trainer/step/adversarial_step.h"
 
 namespace distgan {
 namespace {

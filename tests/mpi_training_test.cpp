@@ -8,7 +8,7 @@
 #include "cluster/mpi_check.h"
 #include "cluster/mpi_communicator.h"
 #include "tests/test_util.h"
-#include "trainer/adversarial_step.h"
+#include "trainer/step/adversarial_step.h"
 
 namespace distgan {
 namespace {

@@ -6,9 +6,9 @@
 
 #include "data/data_error.h"
 #include "tests/test_util.h"
-#include "trainer/metrics_log.h"
-#include "trainer/model_file.h"
-#include "trainer/png_image.h"
+#include "trainer/outputs/metrics_log.h"
+#include "trainer/state/model_file.h"
+#include "trainer/outputs/png_image.h"
 
 namespace distgan {
 namespace {

@@ -1,7 +1,7 @@
 // Small model specs shared by the GoogleTest suites that train real models.
 #pragma once
 
-#include "trainer/models.h"
+#include "trainer/model/models.h"
 
 namespace distgan::testing {
 

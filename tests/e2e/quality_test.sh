@@ -10,7 +10,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 config=$(realpath "$here/../../configs/smoke.yaml")
-proto=$(realpath "$here/../../trainer/events/tensorboard_event.proto")
+proto=$(realpath "$here/../../trainer/outputs/events/tensorboard_event.proto")
 enter_test_dir
 
 prep_fashion_test fm.h5

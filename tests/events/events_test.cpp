@@ -10,8 +10,8 @@
 
 #include "tensorboard_event.pb.h"
 #include "tests/test_util.h"
-#include "trainer/events/event_writer.h"
-#include "trainer/events/tfrecord.h"
+#include "trainer/outputs/events/event_writer.h"
+#include "trainer/outputs/events/tfrecord.h"
 
 namespace distgan {
 namespace {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reads the event file that write_events_demo writes, independently of the C++ code: the TFRecord
 framing and CRC-32C checked in Python, the events decoded with protobuf's Python runtime from a
-module that protoc generates (at test time) from trainer/events/tensorboard_event.proto.
+module that protoc generates (at test time) from trainer/outputs/events/tensorboard_event.proto.
 
 usage: read_events_test.py DRIVER PROTO   (exit 77, skipped, without protoc or python3-protobuf)
 """

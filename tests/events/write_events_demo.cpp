@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <exception>
 
-#include "trainer/events/event_writer.h"
-#include "trainer/png_image.h"
+#include "trainer/outputs/events/event_writer.h"
+#include "trainer/outputs/png_image.h"
 
 namespace {
 

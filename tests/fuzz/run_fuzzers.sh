@@ -21,7 +21,7 @@ build() {  # NAME SOURCES... -- LIBS...
   "$cxx" "${flags[@]}" "$@" -o "$tmp/$name" 2>"$tmp/$name.build.log" ||
     { cat "$tmp/$name.build.log"; echo "FAIL building $name"; exit 1; }
 }
-build config_fuzzer "$here/config_fuzzer.cpp" "$root/trainer/config_yaml.cpp" "$root/trainer/config_schema.cpp" -lyaml-cpp
+build config_fuzzer "$here/config_fuzzer.cpp" "$root/trainer/config/config_yaml.cpp" "$root/trainer/config/config_schema.cpp" -lyaml-cpp
 build idx_fuzzer "$here/idx_fuzzer.cpp" "$root/data/idx_import.cpp" -lz
 
 failed=0

@@ -70,7 +70,7 @@ std::string parent_dir(const std::string& path) {
 
 // Throws DataError unless `dir` exists (created if needed), is writable and has room for `bytes`
 // plus HDF5's metadata: HDF5 1.10 does not recover from a failed write, so a full disk is found
-// before HDF5 writes anything (as trainer/checkpoint_file.cpp does).
+// before HDF5 writes anything (as trainer/state/checkpoint_file.cpp does).
 void require_writable(const std::string& dir, uint64_t bytes) {
   std::error_code ec;
   fs::create_directories(dir, ec);

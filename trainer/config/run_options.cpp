@@ -1,0 +1,97 @@
+#include "trainer/config/run_options.h"
+
+#include "cluster/world.h"
+#include "data/dataset_reader.h"
+
+namespace distgan {
+
+int64_t per_rank_batch(const Config& config, int world_size) {
+  const int64_t global = config.training.batch_size;
+  if (global % world_size != 0)
+    throw ConfigError("training.batch_size: the global batch " + std::to_string(global) +
+                      " does not divide evenly across " + std::to_string(world_size) +
+                      " ranks; use a multiple of " + std::to_string(world_size));
+  return global / world_size;
+}
+
+data::LoaderOptions loader_options(const Config& config, int rank, int world_size) {
+  data::LoaderOptions o;
+  o.reader.path = config.data.path;
+  o.reader.dataset = config.data.dataset;
+  o.reader.labels = config.data.labels;
+  o.reader.layout = data::parse_layout(config.data.layout);
+  o.reader.scale = data::parse_scale(config.data.scale);
+  o.reader.chunk_cache_bytes = static_cast<size_t>(config.data.chunk_cache_mb) << 20;
+  o.world_size = world_size;
+  o.rank = rank;
+  o.batch_size = per_rank_batch(config, world_size);
+  o.seed = static_cast<uint64_t>(config.training.seed);
+  o.shuffle = config.data.shuffle;
+  o.remainder = data::parse_remainder(config.data.remainder);
+  o.prefetch_batches = static_cast<int>(config.data.prefetch_batches);
+  return o;
+}
+
+std::vector<int64_t> class_counts(const data::ReaderOptions& reader_options) {
+  data::DatasetReader reader(reader_options);
+  if (!reader.has_labels()) return {};
+  std::vector<int64_t> labels(static_cast<size_t>(reader.size()));
+  reader.read_labels(0, reader.size(), labels.data());
+  std::vector<int64_t> counts;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= (int64_t{1} << 20))
+      throw data::DataError(reader_options.path + ": label " + std::to_string(labels[i]) + " of sample " +
+                            std::to_string(i) + " is not a class index in [0, 2^20)");
+    if (static_cast<size_t>(labels[i]) >= counts.size()) counts.resize(static_cast<size_t>(labels[i]) + 1, 0);
+    ++counts[static_cast<size_t>(labels[i])];
+  }
+  return counts;
+}
+
+void resolve_classes(Config& config) {
+  if (!config.model.conditional) return;
+  const data::ReaderOptions reader = loader_options(config, 0, 1).reader;
+  if (config.data.labels.empty())
+    throw ConfigError("model.conditional: true needs class labels, but data.labels is \"\"");
+  const std::vector<int64_t> counts = class_counts(reader);
+  if (counts.empty())
+    throw ConfigError("model.conditional: true needs class labels: " + config.data.path + " has no dataset '" +
+                      config.data.labels + "' (data.labels)");
+  const auto found = static_cast<int64_t>(counts.size());
+  if (config.model.num_classes == 0) {
+    config.model.num_classes = found;
+  } else if (found > config.model.num_classes) {
+    throw ConfigError("model.num_classes: " + std::to_string(config.model.num_classes) + ", but " +
+                      config.data.path + " has label " + std::to_string(found - 1));
+  }
+}
+
+EvalOptions eval_options(const Config& config) {
+  EvalOptions e;
+  e.real = loader_options(config, 0, 1).reader;
+  if (!config.eval.real.empty()) e.real.path = config.eval.real;
+  e.classifier = config.eval.classifier;
+  e.features = config.eval.features;
+  e.samples = config.eval.samples;
+  e.seed = static_cast<uint64_t>(config.training.seed);
+  return e;
+}
+
+cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank) {
+  cluster::CommunicatorOptions o;
+  o.backend = config.cluster.backend;
+  o.device = config.cluster.device;
+  o.device_index = local_rank;
+  o.timeout_s = static_cast<double>(config.cluster.collective_timeout_s);
+  return o;
+}
+
+std::string rank_device(const Config& config, int local_rank) {
+  if (config.training.amp == "bf16" && config.cluster.device != "cuda")
+    throw ConfigError("training.amp: bf16 autocast needs cluster.device: cuda (on CPU use training.amp: none)");
+  const cluster::CommunicatorOptions o = communicator_options(config, local_rank);
+  // The MPI backend stages through host memory, so ranks may share a GPU; NCCL needs one GPU each.
+  return cluster::select_device(config.cluster.device, local_rank, cluster::choose_backend(o) == "mpi");
+}
+
+}  // namespace distgan

@@ -1,0 +1,35 @@
+// Turns the YAML-level Config into the plain option structs of data/ (and later cluster/), for the
+// rank and world size at hand. Settings that depend on the world size are checked here.
+#pragma once
+
+#include "cluster/communicator.h"
+#include "data/prefetch_loader.h"
+#include "trainer/config/config.h"
+#include "trainer/eval/evaluation.h"
+
+namespace distgan {
+
+// Per-rank batch = training.batch_size / world_size; throws ConfigError if it does not divide.
+int64_t per_rank_batch(const Config& config, int world_size);
+
+data::LoaderOptions loader_options(const Config& config, int rank, int world_size);
+
+// For model.conditional: checks that the dataset has labels in [0, num_classes) and sets
+// model.num_classes from them when it is 0 (the largest label + 1). Throws ConfigError naming the
+// file. Other configs are left alone.
+void resolve_classes(Config& config);
+
+// The class counts of the dataset's labels (empty when it has none).
+std::vector<int64_t> class_counts(const data::ReaderOptions& reader);
+
+// What `eval.*` asks the in-training evaluation for (trainer/eval/evaluation.h).
+EvalOptions eval_options(const Config& config);
+
+// The communicator for this rank's local rank (the GPU it drives).
+cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank);
+
+// This rank's device ("cpu" or "cuda:N"), checked: CUDA present, one GPU per local rank unless the
+// MPI backend shares GPUs, bf16 autocast only on CUDA. Throws ConfigError or cluster::ClusterError.
+std::string rank_device(const Config& config, int local_rank);
+
+}  // namespace distgan

@@ -1,0 +1,264 @@
+#include "trainer/model/models.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace distgan {
+
+namespace nn = torch::nn;
+
+namespace {
+
+constexpr double kInitStd = 0.02;      // DCGAN paper: weights from N(0, 0.02)
+constexpr double kLeakySlope = 0.2;    // DCGAN discriminator activations
+
+nn::ConvTranspose2d up(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
+  return nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, k).stride(s).padding(p).bias(bias));
+}
+nn::Conv2d down(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(s).padding(p).bias(bias));
+}
+// In place: saves an allocation and a pass over memory per activation (the layers before them do
+// not need their outputs for backward).
+nn::LeakyReLU leaky() { return nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(kLeakySlope).inplace(true)); }
+nn::ReLU relu() { return nn::ReLU(nn::ReLUOptions().inplace(true)); }
+
+// D's layers: spectrally normalised ones when the spec asks for them.
+torch::nn::AnyModule d_conv(const ModelSpec& s, int64_t in, int64_t out, int64_t k, int64_t st, int64_t p, bool bias) {
+  if (s.d_spectral_norm) return torch::nn::AnyModule(SNConv2d(in, out, k, st, p));
+  return torch::nn::AnyModule(down(in, out, k, st, p, bias));
+}
+torch::nn::AnyModule d_linear(const ModelSpec& s, int64_t in, int64_t out) {
+  if (s.d_spectral_norm) return torch::nn::AnyModule(SNLinear(in, out));
+  return torch::nn::AnyModule(nn::Linear(in, out));
+}
+
+// DCGAN for 28x28 (base 7) and 32x32 (base 4 + one more upsampling) images with C channels:
+//   G: ConvT(z, 4ch, base) [as LatentProjection] BN ReLU, ConvT(4ch, 2ch, 4, 2, 1) BN ReLU, [ConvT(2ch, 2ch, 4, 2, 1) BN ReLU,]
+//      ConvT(2ch, C, 4, 2, 1) Tanh
+//   D: Conv(C, ch, 4, 2, 1) LReLU, Conv(ch, 2ch, 4, 2, 1) BN LReLU, [Conv(2ch, 2ch, 4, 2, 1) BN LReLU,]
+//      Conv(2ch, 1, base) -> logit
+// No biases before batch norm. For 28x28 this is exactly the layout the benchmark's PyTorch peer uses.
+GanModels dcgan(const ModelSpec& s) {
+  if (s.sample_shape.size() != 3)
+    throw std::invalid_argument("model.name: dcgan needs image data [C, H, W]; this dataset holds vectors "
+                                "(use model.name: mlp)");
+  const int64_t c = s.sample_shape[0], h = s.sample_shape[1], w = s.sample_shape[2];
+  if (h != w || (h != 28 && h != 32))
+    throw std::invalid_argument("model.name: dcgan supports 28x28 and 32x32 images; this dataset's are " +
+                                std::to_string(h) + "x" + std::to_string(w));
+  const int64_t ch = s.ch, base = h == 28 ? 7 : 4;
+  const int64_t g_in = s.z_dim;
+  GanModels m;
+  m.generator = nn::Sequential(LatentProjection(g_in, 4 * ch, base), nn::BatchNorm2d(4 * ch), relu(),
+                               up(4 * ch, 2 * ch, 4, 2, 1, false), nn::BatchNorm2d(2 * ch), relu());
+  if (h == 32) {
+    m.generator->push_back(up(2 * ch, 2 * ch, 4, 2, 1, false));
+    m.generator->push_back(nn::BatchNorm2d(2 * ch));
+    m.generator->push_back(relu());
+  }
+  m.generator->push_back(up(2 * ch, c, 4, 2, 1, true));
+  m.generator->push_back(nn::Tanh());
+
+  const bool bn = !s.d_spectral_norm;  // spectral norm replaces D's batch norm (as in SN-GAN)
+  m.discriminator = nn::Sequential();
+  m.discriminator->push_back(d_conv(s, c, ch, 4, 2, 1, true));
+  m.discriminator->push_back(leaky());
+  for (int64_t layer = 0; layer < (h == 32 ? 2 : 1); ++layer) {
+    m.discriminator->push_back(d_conv(s, layer == 0 ? ch : 2 * ch, 2 * ch, 4, 2, 1, !bn));
+    if (bn) m.discriminator->push_back(nn::BatchNorm2d(2 * ch));
+    m.discriminator->push_back(leaky());
+  }
+  m.discriminator->push_back(d_conv(s, 2 * ch, 1, base, 1, 0, true));
+  m.discriminator->push_back(nn::Flatten(nn::FlattenOptions().start_dim(0)));  // [B, 1, 1, 1] -> [B]
+  return m;
+}
+
+// MLP for vectors of size D: G = [Linear(width) (BN) ReLU] x depth, Linear(D);
+// D = [Linear(width) LeakyReLU] x depth, Linear(1) -> logit.
+GanModels mlp(const ModelSpec& s) {
+  if (s.sample_shape.size() != 1)
+    throw std::invalid_argument("model.name: mlp needs vector data [N, D]; this dataset holds images "
+                                "(use model.name: dcgan)");
+  const int64_t d = s.sample_shape[0], width = s.mlp_width;
+  GanModels m;
+  m.generator = nn::Sequential();
+  m.discriminator = nn::Sequential();
+  int64_t g_in = s.z_dim, d_in = d;
+  if (s.latent_categories > 0) {
+    m.generator->push_back(CategoricalLatent(s.z_dim, s.latent_categories, s.latent_noise_scale));
+    g_in = 2 * s.z_dim - 1;
+  }
+  for (int64_t layer = 0; layer < s.mlp_depth; ++layer) {
+    m.generator->push_back(nn::Linear(nn::LinearOptions(g_in, width).bias(!s.mlp_batchnorm)));
+    if (s.mlp_batchnorm) m.generator->push_back(nn::BatchNorm1d(width));
+    m.generator->push_back(relu());
+    m.discriminator->push_back(d_linear(s, d_in, width));
+    m.discriminator->push_back(leaky());
+    g_in = d_in = width;
+  }
+  m.generator->push_back(nn::Linear(g_in, d));
+  m.discriminator->push_back(d_linear(s, d_in, 1));
+  m.discriminator->push_back(nn::Flatten(nn::FlattenOptions().start_dim(0)));
+  return m;
+}
+
+// The channels (or width) of D's features before its output layer: the projection's size.
+int64_t d_feature_size(const ModelSpec& s) { return s.name == "dcgan" ? 2 * s.ch : s.mlp_width; }
+
+void dcgan_init(nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& child : module.modules(/*include_self=*/false)) {
+    const std::string kind = child->name();
+    auto params = child->named_parameters(/*recurse=*/false);
+    const bool norm = kind.find("BatchNorm") != std::string::npos;
+    for (auto& p : params) {
+      if (p.key() == "weight") p.value().normal_(norm ? 1.0 : 0.0, kInitStd);
+      else if (p.key() == "bias") p.value().zero_();
+    }
+  }
+}
+
+}  // namespace
+
+CategoricalLatentImpl::CategoricalLatentImpl(int64_t z_dim, int64_t categories, double noise_scale_)
+    : noise_scale(noise_scale_) {
+  if (z_dim < 2 || categories < 1)
+    throw std::invalid_argument("model.latent_categories: needs z_dim >= 2 and at least 1 category (got z_dim " +
+                                std::to_string(z_dim) + ", " + std::to_string(categories) + " categories)");
+  codes = register_parameter("codes", torch::randn({categories, z_dim}));
+  off_data_checks = register_buffer("off_data_checks", torch::zeros({categories}, torch::kInt64));
+}
+
+torch::Tensor CategoricalLatentImpl::category(const torch::Tensor& z) const {
+  const int64_t k = codes.size(0);
+  // Phi(z0) is uniform on (0, 1) for z0 ~ N(0, 1), so the K bins are equally likely.
+  const torch::Tensor u = 0.5 * torch::erfc(-z.select(1, 0).to(torch::kFloat64) / std::sqrt(2.0));
+  return (u * double(k)).floor().to(torch::kInt64).clamp(0, k - 1).to(z.device());
+}
+
+torch::Tensor CategoricalLatentImpl::forward(const torch::Tensor& z) {
+  return torch::cat({z.narrow(1, 1, z.size(1) - 1) * noise_scale, codes.index_select(0, category(z)).to(z.dtype())}, 1);
+}
+
+LatentProjectionImpl::LatentProjectionImpl(int64_t z_dim, int64_t channels, int64_t kernel) {
+  weight = register_parameter("weight", torch::empty({z_dim, channels, kernel, kernel}));
+}
+
+torch::Tensor LatentProjectionImpl::forward(const torch::Tensor& z) {
+  const int64_t z_dim = weight.size(0);
+  return torch::mm(z.reshape({-1, z_dim}), weight.view({z_dim, -1}))
+      .view({z.size(0), weight.size(1), weight.size(2), weight.size(3)});
+}
+
+GanModels build_models(const ModelSpec& spec) {
+  GanModels m;
+  if (spec.name == "dcgan") m = dcgan(spec);
+  else if (spec.name == "mlp") m = mlp(spec);
+  else throw std::invalid_argument("model.name: unknown model '" + spec.name + "' (expected dcgan or mlp)");
+  if (spec.num_classes > 0) {
+    m.generator->register_module("class_embedding", nn::Embedding(spec.num_classes, spec.z_dim));
+    m.discriminator->register_module("class_projection", nn::Embedding(spec.num_classes, d_feature_size(spec)));
+  }
+  dcgan_init(*m.generator);
+  dcgan_init(*m.discriminator);
+  if (spec.num_classes > 0) {
+    torch::NoGradGuard no_grad;
+    // G's input is z * embed(y), elementwise: N(0, 1) codes keep the input's scale at 1.
+    m.generator->named_parameters()["class_embedding.weight"].normal_(0.0, 1.0);
+  }
+  if (spec.ema) {
+    m.generator_ema = (spec.name == "dcgan" ? dcgan(spec) : mlp(spec)).generator;
+    if (spec.num_classes > 0)
+      m.generator_ema->register_module("class_embedding", nn::Embedding(spec.num_classes, spec.z_dim));
+    torch::NoGradGuard no_grad;
+    auto from = m.generator->named_parameters();
+    for (auto& p : m.generator_ema->named_parameters()) {
+      p.value().copy_(from[p.key()]);
+      p.value().requires_grad_(false);
+    }
+    auto buffers = m.generator->named_buffers();
+    for (auto& b : m.generator_ema->named_buffers()) b.value().copy_(buffers[b.key()]);
+  }
+  return m;
+}
+
+torch::Tensor spectral_normalized(const torch::Tensor& weight, torch::Tensor& u, torch::Tensor& v, bool update) {
+  const torch::Tensor w = weight.reshape({weight.size(0), -1});
+  if (update) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor wd = w.detach();
+    v.copy_(torch::nn::functional::normalize(torch::mv(wd.t(), u), torch::nn::functional::NormalizeFuncOptions().dim(0).eps(1e-12)));
+    u.copy_(torch::nn::functional::normalize(torch::mv(wd, v), torch::nn::functional::NormalizeFuncOptions().dim(0).eps(1e-12)));
+  }
+  // Clones: u and v change in place at the next forward, and this graph must keep today's values.
+  const torch::Tensor sigma = torch::dot(u.clone(), torch::mv(w, v.clone()));
+  return weight / sigma;
+}
+
+SNConv2dImpl::SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_)
+    : stride(stride_), padding(padding_) {
+  weight = register_parameter("weight", torch::empty({out, in, kernel, kernel}));
+  bias = register_parameter("bias", torch::zeros({out}));
+  // Fixed start vectors (not random): every rank builds the same ones without communication.
+  sn_u = register_buffer("sn_u", torch::full({out}, 1.0 / std::sqrt(double(out))));
+  sn_v = register_buffer("sn_v", torch::full({in * kernel * kernel}, 1.0 / std::sqrt(double(in * kernel * kernel))));
+}
+
+torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
+  return torch::conv2d(x, spectral_normalized(weight, sn_u, sn_v, is_training()), bias, stride, padding);
+}
+
+SNLinearImpl::SNLinearImpl(int64_t in, int64_t out) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  bias = register_parameter("bias", torch::zeros({out}));
+  sn_u = register_buffer("sn_u", torch::full({out}, 1.0 / std::sqrt(double(out))));
+  sn_v = register_buffer("sn_v", torch::full({in}, 1.0 / std::sqrt(double(in))));
+}
+
+torch::Tensor SNLinearImpl::forward(const torch::Tensor& x) {
+  return torch::linear(x, spectral_normalized(weight, sn_u, sn_v, is_training()), bias);
+}
+
+namespace {
+std::shared_ptr<nn::EmbeddingImpl> child_embedding(nn::Sequential& module, const char* name) {
+  for (const auto& c : module->named_children())
+    if (c.key() == name) return std::dynamic_pointer_cast<nn::EmbeddingImpl>(c.value());
+  return nullptr;
+}
+}  // namespace
+
+bool is_conditional(nn::Sequential& module) {
+  return child_embedding(module, "class_embedding") || child_embedding(module, "class_projection");
+}
+
+torch::Tensor generate(nn::Sequential& g, const torch::Tensor& z, const torch::Tensor& labels) {
+  auto embedding = child_embedding(g, "class_embedding");
+  if (!embedding) return g->forward(z);
+  if (!labels.defined()) throw std::invalid_argument("a conditional generator needs class labels");
+  // Multiplicative: a class-specific rescaling of every latent coordinate. G cannot ignore z this way
+  // (concatenating a class code to z let G collapse to one image per class on Fashion-MNIST).
+  return g->forward(z * embedding->forward(labels).to(z.scalar_type()));
+}
+
+torch::Tensor discriminate(nn::Sequential& d, const torch::Tensor& x, const torch::Tensor& labels) {
+  auto projection = child_embedding(d, "class_projection");
+  if (!projection) return d->forward(x);
+  if (!labels.defined()) throw std::invalid_argument("a conditional discriminator needs class labels");
+  // Every module but the output layer and the Flatten: h, then out(h) + <embed(y), sum-pooled h>.
+  const auto layers = d->begin();
+  const auto n = static_cast<std::ptrdiff_t>(d->size());
+  torch::Tensor h = x;
+  for (std::ptrdiff_t i = 0; i + 2 < n; ++i) h = layers[i].forward(h);
+  const torch::Tensor out = layers[n - 1].forward(layers[n - 2].forward(h));
+  const torch::Tensor pooled = h.dim() == 4 ? h.sum({2, 3}) : h;
+  return out + (projection->forward(labels).to(pooled.scalar_type()) * pooled).sum(1);
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace distgan

@@ -1,0 +1,116 @@
+// The adversarial step on one rank, in lock-step with every other rank (DESIGN.md):
+//   fake = G(z)
+//   D step: loss_D(D(real), D(fake.detach())) -> backward -> average D grads -> Adam step
+//   G step: loss_G(D(fake))                   -> backward -> average G grads -> Adam step -> EMA update
+// Conditional models take labels: real ones with the real batch, drawn ones with z. The R1 penalty
+// (every r1_every-th D step, weighted gamma / 2 * r1_every) and WGAN-GP's penalty are added to D's
+// loss before its single backward.
+// Replicas start identical (broadcast from rank 0) and stay identical: the same averaged gradient
+// goes into the same optimizer everywhere. BatchNorm uses each rank's own batch statistics while
+// training; average_batchnorm_statistics() makes the running statistics equal before they are used.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "cluster/communicator.h"
+#include "cluster/gradient_buckets.h"
+#include "trainer/model/losses.h"
+#include "trainer/model/models.h"
+
+namespace distgan {
+
+struct StepOptions {
+  LossKind loss = LossKind::kNonSaturating;
+  double lr_g = 2e-4, lr_d = 2e-4;
+  std::array<double, 2> betas_g{0.5, 0.999}, betas_d{0.5, 0.999};
+  int64_t bucket_bytes = cluster::kDefaultBucketBytes;
+  bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32
+  double r1_gamma = 0;    // R1 weight (0: off)
+  int64_t r1_every = 16;  // lazy R1: applied on D steps the caller marks, scaled by this
+  double gp_lambda = 10;  // wgan-gp's penalty weight
+};
+
+// One D step's inputs. Labels are undefined for unconditional models; gp_eps [B] (U(0, 1)) only for
+// wgan-gp; apply_r1 on the D steps that carry the lazy R1 penalty.
+struct DStepInput {
+  torch::Tensor real, real_labels, fake, fake_labels, gp_eps;
+  bool apply_r1 = false;
+};
+
+// A step whose averaged loss or gradient is not finite is not applied (on every rank alike: the
+// averaged values are the same everywhere), and says so in `skipped`.
+struct DStepStats {
+  double loss_d = 0;  // this rank's
+  double d_real = 0;  // mean D(real) as a probability (sigmoid of the logit)
+  double d_fake = 0;
+  double grad_norm = 0;  // of the averaged gradient
+  double penalty = 0;    // this rank's R1 or gradient penalty (unweighted; 0 when none this step)
+  bool penalised = false;  // R1 or the gradient penalty was part of this step's loss
+  bool skipped = false;
+};
+
+struct GStepStats {
+  double loss_g = 0;
+  double grad_norm = 0;
+  bool skipped = false;
+};
+
+// training.lr_schedule linear: the learning-rate factor at step s (1-based) of `steps`; 1 until
+// s - 1 reaches decay_start x steps, then linear to 0 at `steps`. A function of the step alone,
+// so a resumed run continues the schedule exactly.
+double linear_decay_factor(int64_t step, int64_t steps, double decay_start);
+// training.top_k: the share of fakes the G step learns from in `epoch` (0-based), max(keep, decay^epoch).
+double top_k_share(double keep, double decay, int64_t epoch);
+
+class AdversarialStep {
+ public:
+  AdversarialStep(GanModels models, cluster::Communicator& comm, const StepOptions& options);
+
+  // Rank 0's parameters, buffers and optimizer state to every rank.
+  void broadcast_from_root();
+
+  // G(z, labels) for the step. With `for_g_step` the graph is kept so g_step() can backpropagate.
+  torch::Tensor generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step);
+  torch::Tensor generate_for_step(const torch::Tensor& z, bool for_g_step) { return generate_for_step(z, {}, for_g_step); }
+  // One D update on this rank's real batch and fake batch (detached inside).
+  DStepStats d_step(const DStepInput& in);
+  DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake) { return d_step(DStepInput{real, {}, fake, {}, {}}); }
+  // One G update through D(fake, labels), from the ceil(keep_share x B) fakes D scores highest
+  // (top-k training, Sinha et al. 2020; 1: all of them).
+  GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share = 1.0);
+  GStepStats g_step(const torch::Tensor& fake) { return g_step(fake, {}); }
+  // Both optimizers' learning rates become `factor` x the configured ones (a schedule).
+  void scale_learning_rates(double factor);
+  // Moves G's EMA (if the models have one) towards G with this beta (trainer/model/ema.h).
+  void update_ema(double beta);
+
+  // Averages BatchNorm running statistics across ranks (a collective: every rank calls it).
+  void average_batchnorm_statistics();
+  // Compares a checksum (crc32 of the bytes) of every parameter across ranks (one
+  // allgather); returns "" when all replicas are identical, else which tensor differs first and on
+  // which ranks. Every rank gets the same answer.
+  std::string compare_replicas();
+  // G(z, labels) in eval mode without gradients (for samples): the EMA generator when the models
+  // have one and use_ema is set.
+  torch::Tensor sample(const torch::Tensor& z, const torch::Tensor& labels = {}, bool use_ema = true);
+
+  GanModels& models() { return models_; }
+  torch::optim::Adam& optimizer_g() { return *opt_g_; }
+  torch::optim::Adam& optimizer_d() { return *opt_d_; }
+  // Seconds waited for gradient all-reduces since the last call (and resets the count).
+  double take_communication_seconds();
+
+ private:
+  void broadcast_optimizer_state(torch::optim::Adam& optimizer, const std::vector<torch::Tensor>& params);
+
+  GanModels models_;
+  cluster::Communicator& comm_;
+  StepOptions options_;
+  std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
+  std::unique_ptr<cluster::GradientReducer> reduce_g_, reduce_d_;
+  double comm_seconds_ = 0;
+};
+
+}  // namespace distgan
