@@ -25,7 +25,7 @@ tolerance=${TOLERANCE:-0.02}
 packages=(libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libaec0 libsz2 libcurl4 libbrotli1 libldap-2.5-0 libnghttp2-14
   libpsl5 librtmp1 libsasl2-2 libsasl2-modules-db libssh2-1 libjpeg62-turbo
   libyaml-cpp-dev libyaml-cpp0.7 libpng-dev libpng16-16 zlib1g-dev libcli11-dev nlohmann-json3-dev
-  libfmt-dev libfmt9 libspdlog-dev libspdlog1.10 libgtest-dev libgmock-dev googletest
+  libgtest-dev libgmock-dev googletest
   libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix-dev libpmix2 libhwloc15 libevent-2.1-7
   libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 libfabric1 libucx0
   libibverbs1 ibverbs-providers librdmacm1 libpsm2-2 libpsm-infinipath1 libnl-3-200 libnl-route-3-200 libnuma1

@@ -1,6 +1,7 @@
 // The Communicator: the few collectives distributed training needs, behind one small interface
-// so that the MPI backend (CPU tensors) and the NCCL backend (GPU tensors, a later issue) are
-// interchangeable. Collectives work in place on contiguous tensors. allreduce is asynchronous: it
+// so that the MPI backend (CPU tensors) and the NCCL backend (GPU tensors) are interchangeable.
+// Every collective of the run goes through it, so every one has the deadline
+// (cluster.collective_timeout_s) and the same error text (cluster/collective.h). Collectives work in place on contiguous tensors. allreduce is asynchronous: it
 // returns a Work handle, so a caller can start several (one per gradient bucket) and wait for all.
 //
 // Every rank must call the same collectives in the same order (MPI's rule).
@@ -43,8 +44,11 @@ class Communicator {
   // In place: every rank ends with root's values.
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+  // Every rank's `tensor` (the same shape and dtype on each), stacked in rank order: [size(), ...],
+  // on the tensor's device.
+  virtual torch::Tensor allgather(const torch::Tensor& tensor) = 0;
   // Every rank's `values` (the same count on each), concatenated in rank order.
-  virtual std::vector<double> allgather(const std::vector<double>& values) = 0;
+  std::vector<double> allgather(const std::vector<double>& values);
   // Where the caller is ("step 120"): named in the error of a collective that fails or times out.
   virtual void set_label(const std::string& label) { (void)label; }
 };
@@ -54,7 +58,12 @@ struct CommunicatorOptions {
   std::string device = "cpu";    // where the tensors live: cpu | cuda
   int device_index = 0;          // cuda:<device_index> (the local rank) for nccl
   double timeout_s = 600;        // a collective taking longer is an error (cluster.collective_timeout_s)
+  bool watchdog = true;          // false: no deadline at all (DISTGAN_WATCHDOG=off, for bench/watchdog.sh)
 };
+
+// Every rank's host name, in rank order, on every rank (for run_info.json and straggler reports).
+// A collective. Names are cut at 63 bytes.
+std::vector<std::string> gather_host_names(Communicator& comm, const std::string& host);
 
 // The backend that `options` asks for, on MPI_COMM_WORLD. `auto` is nccl for CUDA tensors when
 // compiled in, mpi otherwise. Throws ClusterError naming the backend when it cannot be had.

@@ -29,7 +29,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   libhdf5-dev libyaml-cpp-dev libgtest-dev libpng-dev zlib1g-dev
-  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist
   libprotobuf-dev protobuf-compiler python3-protobuf
   python3-h5py python3-numpy

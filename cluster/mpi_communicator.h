@@ -6,6 +6,7 @@
 
 #include <mpi.h>
 
+#include "cluster/collective.h"
 #include "cluster/communicator.h"
 
 namespace distgan::cluster {
@@ -13,8 +14,9 @@ namespace distgan::cluster {
 class MpiCommunicator : public Communicator {
  public:
   // Works on a duplicate of `base` (MPI_COMM_SELF gives a one-rank communicator, for references).
-  // timeout_s: how long wait() on an allreduce may take before it throws (see Work::wait).
-  explicit MpiCommunicator(MPI_Comm base = MPI_COMM_WORLD, double timeout_s = 600);
+  // timeout_s: how long any collective may take before it throws (cluster/collective.h);
+  // watchdog false: no deadline, a blocking MPI_Wait (bench/watchdog.sh).
+  explicit MpiCommunicator(MPI_Comm base = MPI_COMM_WORLD, double timeout_s = 600, bool watchdog = true);
   ~MpiCommunicator() override;
 
   int rank() const override { return rank_; }
@@ -24,15 +26,15 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<Work> allreduce(torch::Tensor& tensor, const AllreduceOptions& options) override;
   void broadcast(torch::Tensor& tensor, int root) override;
   void barrier() override;
-  std::vector<double> allgather(const std::vector<double>& values) override;
-  void set_label(const std::string& label) override { label_ = label; }
+  torch::Tensor allgather(const torch::Tensor& tensor) override;
+  using Communicator::allgather;
+  void set_label(const std::string& label) override { context_.label = label; }
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
-  double timeout_s_ = 600;
-  std::string label_;
+  CollectiveContext context_;
 };
 
 }  // namespace distgan::cluster

@@ -2,10 +2,9 @@
 
 #ifdef DISTGAN_HAVE_NCCL
 
-#include <chrono>
 #include <cstring>
-#include <thread>
 
+#include "cluster/collective.h"
 #include "cluster/mpi_check.h"
 
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 10, 0)
@@ -24,19 +23,15 @@ void nccl_check(ncclResult_t rc, const std::string& what) {
   if (rc != ncclSuccess) throw ClusterError("nccl backend: " + what + ": " + ncclGetErrorString(rc));
 }
 
-ncclDataType_t nccl_type(const torch::Tensor& t, const char* op) {
-  switch (t.scalar_type()) {
-    case torch::kFloat32: return ncclFloat32;
-    case torch::kFloat64: return ncclFloat64;
-    case torch::kFloat16: return ncclFloat16;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kInt64: return ncclInt64;
-    case torch::kInt32: return ncclInt32;
-    case torch::kUInt8: return ncclUint8;
-    default:
-      throw ClusterError(std::string("nccl backend: ") + op + " of a " + std::string(c10::toString(t.scalar_type())) +
-                         " tensor is not supported");
-  }
+ncclDataType_t nccl_type(const torch::Tensor& t, const CollectiveContext& context, const char* op) {
+  return backend_dtype<ncclDataType_t>(t, context, op,
+                                       {{torch::kFloat32, ncclFloat32},
+                                        {torch::kFloat64, ncclFloat64},
+                                        {torch::kFloat16, ncclFloat16},
+                                        {torch::kBFloat16, ncclBfloat16},
+                                        {torch::kInt64, ncclInt64},
+                                        {torch::kInt32, ncclInt32},
+                                        {torch::kUInt8, ncclUint8}});
 }
 
 // A collective queued on the NCCL stream: `done` is recorded after it. For a CPU tensor staged
@@ -76,18 +71,13 @@ class NcclWork : public Work {
   bool finished_ = false;
 };
 
-std::string describe(const char* op, const torch::Tensor& t) {
-  return std::string(op) + " of " + std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) +
-         " values";
-}
-
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(MPI_Comm base, int device, double timeout_s)
-    : device_(device), timeout_s_(timeout_s) {
+NcclCommunicator::NcclCommunicator(MPI_Comm base, int device, double timeout_s, bool watchdog) : device_(device) {
   MPI_CHECK(MPI_Comm_dup(base, &mpi_));
   MPI_CHECK(MPI_Comm_rank(mpi_, &rank_));
   MPI_CHECK(MPI_Comm_size(mpi_, &size_));
+  context_ = {"nccl", rank_, "", timeout_s, watchdog};
   cuda_check(cudaSetDevice(device_), "cudaSetDevice(" + std::to_string(device_) + ")");
   ncclUniqueId id;
   std::memset(&id, 0, sizeof(id));
@@ -116,14 +106,17 @@ NcclCommunicator::~NcclCommunicator() {
   if (!finalized && mpi_ != MPI_COMM_NULL) MPI_Comm_free(&mpi_);
 }
 
+void NcclCommunicator::abort() {
+  if (aborted_) return;
+  aborted_ = true;
+  ncclCommAbort(comm_);
+  comm_ = nullptr;
+}
+
 void NcclCommunicator::fail(const std::string& what, const std::string& why) {
-  if (!aborted_) {
-    aborted_ = true;
-    ncclCommAbort(comm_);
-    comm_ = nullptr;
-  }
-  throw ClusterError("nccl backend: rank " + std::to_string(rank_) + (label_.empty() ? "" : ", " + label_) + ": " +
-                     what + " " + why);
+  abort();
+  throw ClusterError("nccl backend: rank " + std::to_string(rank_) +
+                     (context_.label.empty() ? "" : ", " + context_.label) + ": " + what + " " + why);
 }
 
 void NcclCommunicator::order_after_compute() {
@@ -146,46 +139,42 @@ cudaEvent_t NcclCommunicator::record_done() {
 
 void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
   if (aborted_) throw ClusterError("nccl backend: " + what + ": the communicator was aborted after an earlier failure");
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  for (;;) {
-    const cudaError_t state = cudaEventQuery(done);
-    if (state == cudaSuccess) return;
-    if (state != cudaErrorNotReady) fail(what, std::string("failed on the device: ") + cudaGetErrorString(state));
-    ncclResult_t async = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &async);
-    if (async != ncclSuccess) fail(what, std::string("failed: ") + ncclGetErrorString(async));
-    const double waited = std::chrono::duration<double>(Clock::now() - start).count();
-    if (waited > timeout_s_)
-      fail(what, "did not complete within " + std::to_string(static_cast<int>(timeout_s_)) +
-                     " s (cluster.collective_timeout_s): a rank is dead or stuck");
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
+  poll_until_done(
+      [&] {
+        const cudaError_t state = cudaEventQuery(done);
+        if (state == cudaSuccess) return true;
+        if (state != cudaErrorNotReady) fail(what, std::string("failed on the device: ") + cudaGetErrorString(state));
+        ncclResult_t async = ncclSuccess;
+        ncclCommGetAsyncError(comm_, &async);
+        if (async != ncclSuccess) fail(what, std::string("failed: ") + ncclGetErrorString(async));
+        return false;
+      },
+      what, context_, [&] { abort(); });
 }
 
 std::unique_ptr<Work> NcclCommunicator::allreduce(torch::Tensor& tensor, const AllreduceOptions& options) {
-  if (!tensor.is_contiguous()) throw ClusterError("nccl backend: allreduce needs a contiguous tensor");
+  const ncclDataType_t type = nccl_type(tensor, context_, "allreduce");
   if (options.op == ReduceOp::kAverage && !tensor.is_floating_point())
     throw ClusterError("nccl backend: an average of integer values would be truncated; use a float tensor");
-  const std::string what = describe("allreduce", tensor);
+  const std::string what = describe_collective("allreduce", tensor);
   torch::Tensor host = tensor.device().is_cpu() ? tensor : torch::Tensor();  // control values: staged
   torch::Tensor data = on_device(tensor);
   const ncclRedOp_t op = options.op == ReduceOp::kMax ? ncclMax : options.op == ReduceOp::kAverage ? ncclAvg : ncclSum;
   order_after_compute();
   nccl_check(ncclAllReduce(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()),
-                           nccl_type(data, "allreduce"), op, comm_, stream_),
+                           type, op, comm_, stream_),
              what);
   return std::make_unique<NcclWork>(*this, record_done(), what, host, data);
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {
-  if (!tensor.is_contiguous()) throw ClusterError("nccl backend: broadcast needs a contiguous tensor");
-  const std::string what = describe("broadcast", tensor);
+  const ncclDataType_t type = nccl_type(tensor, context_, "broadcast");
+  const std::string what = describe_collective("broadcast", tensor);
   torch::Tensor host = tensor.device().is_cpu() ? tensor : torch::Tensor();
   torch::Tensor data = on_device(tensor);
   order_after_compute();
   nccl_check(ncclBroadcast(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()),
-                           nccl_type(data, "broadcast"), root, comm_, stream_),
+                           type, root, comm_, stream_),
              what);
   NcclWork(*this, record_done(), what, host, data).wait();
 }
@@ -195,11 +184,21 @@ void NcclCommunicator::barrier() {
   allreduce(token, {ReduceOp::kSum})->wait();
 }
 
-std::vector<double> NcclCommunicator::allgather(const std::vector<double>& values) {
-  std::vector<double> all(values.size() * static_cast<size_t>(size_));
-  MPI_CHECK(MPI_Allgather(values.data(), static_cast<int>(values.size()), MPI_DOUBLE, all.data(),
-                          static_cast<int>(values.size()), MPI_DOUBLE, mpi_));
-  return all;
+// On the device, under the deadline like every other collective (the replica check and the
+// straggler report use it; a blocking MPI call here would hang on a dead peer).
+torch::Tensor NcclCommunicator::allgather(const torch::Tensor& tensor) {
+  const ncclDataType_t type = nccl_type(tensor, context_, "allgather");
+  const std::string what = describe_collective("allgather", tensor);
+  const torch::Tensor data = on_device(tensor);
+  std::vector<int64_t> shape{size_};
+  shape.insert(shape.end(), data.sizes().begin(), data.sizes().end());
+  torch::Tensor all = torch::empty(shape, data.options());
+  order_after_compute();
+  nccl_check(ncclAllGather(data.data_ptr(), all.data_ptr(), static_cast<size_t>(data.numel()), type, comm_, stream_),
+             what);
+  torch::Tensor result = tensor.device().is_cpu() ? torch::empty(shape, tensor.options()) : torch::Tensor();
+  NcclWork(*this, record_done(), what, result, all).wait();
+  return result.defined() ? result : all;
 }
 
 }  // namespace distgan::cluster

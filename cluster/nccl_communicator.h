@@ -18,6 +18,7 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include "cluster/collective.h"
 #include "cluster/communicator.h"
 
 namespace distgan::cluster {
@@ -25,7 +26,7 @@ namespace distgan::cluster {
 class NcclCommunicator : public Communicator {
  public:
   // Collective over the ranks of `base`; this rank's tensors live on cuda:<device>.
-  NcclCommunicator(MPI_Comm base, int device, double timeout_s);
+  NcclCommunicator(MPI_Comm base, int device, double timeout_s, bool watchdog = true);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -37,14 +38,17 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<Work> allreduce(torch::Tensor& tensor, const AllreduceOptions& options) override;
   void broadcast(torch::Tensor& tensor, int root) override;
   void barrier() override;
-  std::vector<double> allgather(const std::vector<double>& values) override;
-  void set_label(const std::string& label) override { label_ = label; }
+  torch::Tensor allgather(const torch::Tensor& tensor) override;
+  using Communicator::allgather;
+  void set_label(const std::string& label) override { context_.label = label; }
 
   // Blocks until `done` has completed on the device, polling NCCL's asynchronous error and the
   // deadline; aborts the communicator and throws on either. Used by the Work handles.
   void wait_for(cudaEvent_t done, const std::string& what);
 
  private:
+  // Aborts the communicator (once): a broken job must never block in NCCL again.
+  void abort();
   [[noreturn]] void fail(const std::string& what, const std::string& why);
   // Makes the NCCL stream wait for the work queued so far on the compute stream.
   void order_after_compute();
@@ -53,16 +57,15 @@ class NcclCommunicator : public Communicator {
   // A new event recorded on the NCCL stream after the collective just queued (the Work owns it).
   cudaEvent_t record_done();
 
-  MPI_Comm mpi_ = MPI_COMM_NULL;  // for the unique id, allgather of host values
+  MPI_Comm mpi_ = MPI_COMM_NULL;  // for the unique id
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t compute_ready_ = nullptr;
   int device_ = 0;
   int rank_ = 0;
   int size_ = 1;
-  double timeout_s_ = 600;
+  CollectiveContext context_;
   bool aborted_ = false;
-  std::string label_;
 };
 
 }  // namespace distgan::cluster

@@ -129,17 +129,6 @@ World::~World() {
   }
 }
 
-std::vector<std::string> World::gather_hosts() const {
-  constexpr int kHostBytes = 64;  // a fixed-size row per rank, gathered as bytes
-  std::vector<char> mine(kHostBytes, '\0'), all(static_cast<size_t>(kHostBytes * info_.size));
-  std::strncpy(mine.data(), info_.host.c_str(), kHostBytes - 1);
-  MPI_Gather(mine.data(), kHostBytes, MPI_CHAR, all.data(), kHostBytes, MPI_CHAR, 0, comm());
-  std::vector<std::string> hosts;
-  if (info_.rank == 0)
-    for (int r = 0; r < info_.size; ++r) hosts.emplace_back(all.data() + static_cast<size_t>(r) * kHostBytes);
-  return hosts;
-}
-
 void World::abort(int code, const std::string& message) const {
   std::fprintf(stderr, "[rank %d on %s] error: %s\n", info_.rank, info_.host.c_str(), message.c_str());
   std::fflush(stderr);

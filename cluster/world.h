@@ -37,8 +37,6 @@ class World {
   // Prints `message` prefixed with the rank and host on stderr and aborts every rank of the job
   // with `code`. Used when one rank fails alone, so the others never wait forever.
   [[noreturn]] void abort(int code, const std::string& message) const;
-  // Every rank's host name, indexed by rank, on rank 0 (empty elsewhere). A collective.
-  std::vector<std::string> gather_hosts() const;
 
  private:
   WorldInfo info_;

@@ -22,14 +22,6 @@ void validate(const ShardSpec& s) {
   if (s.batch_size < 1) throw std::invalid_argument("sampler: batch size must be >= 1");
 }
 
-// splitmix64: decorrelates nearby (seed, epoch) pairs before they seed the generator.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 int64_t samples_per_rank(const ShardSpec& s) {
@@ -47,7 +39,8 @@ std::vector<int64_t> epoch_order(int64_t num_samples, uint64_t seed, int64_t epo
   if (!shuffle) return order;
   // Fisher-Yates with mt19937_64's raw output (fully specified by the standard, unlike
   // std::shuffle and the distributions), so every platform and compiler gives the same order.
-  std::mt19937_64 rng(mix(seed ^ mix(static_cast<uint64_t>(epoch))));
+  // splitmix64 decorrelates nearby (seed, epoch) pairs before they seed the generator.
+  std::mt19937_64 rng(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(epoch))));
   for (int64_t i = num_samples - 1; i > 0; --i) {
     const auto bound = static_cast<unsigned __int128>(i + 1);
     const auto j = static_cast<int64_t>((static_cast<unsigned __int128>(rng()) * bound) >> 64);

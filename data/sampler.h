@@ -15,6 +15,15 @@
 
 namespace distgan::data {
 
+// splitmix64 (Steele et al.): a 64-bit mixing function that turns nearby seeds (seed, epoch, step)
+// into unrelated ones before they seed a generator. The trainer's noise streams use it too.
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 enum class Remainder { kDrop, kWrap };
 
 Remainder parse_remainder(const std::string& name);  // "drop" | "wrap"

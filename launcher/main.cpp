@@ -11,6 +11,7 @@
 #include "cluster/world.h"
 #include "launcher/commands.h"
 #include "trainer/config/config.h"
+#include "trainer/outputs/version.h"
 
 namespace {
 
@@ -28,7 +29,7 @@ std::string version_text() {
   nccl = "NCCL " + std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH) +
          " compiled in";
 #endif
-  return std::string("distgan ") + DISTGAN_VERSION + " (LibTorch " + TORCH_VERSION +
+  return std::string("distgan ") + distgan::distgan_version() + " (LibTorch " + TORCH_VERSION +
          (distgan::cluster::libtorch_has_cuda() ? " with CUDA" : " without CUDA") + ", " + nccl + ")";
 }
 

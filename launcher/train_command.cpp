@@ -1,15 +1,15 @@
 // `distgan train`: loads the configuration (YAML file plus --set overrides), validates it on every
 // rank against the world size and the dataset, and trains (trainer/run/training_loop.h).
-#include <mpi.h>
-
 #include <cstdio>
 
+#include "cluster/mpi_communicator.h"
 #include "cluster/preemption.h"
 #include "cluster/world.h"
 #include "launcher/commands.h"
 #include "trainer/state/checkpoint.h"
 #include "trainer/state/model_file.h"
 #include "trainer/config/run_options.h"
+#include "trainer/run/fault_plan.h"
 #include "trainer/run/training_loop.h"
 
 namespace distgan::launcher {
@@ -31,14 +31,14 @@ Config load(const TrainOptions& o) {
   if (!o.config_path.empty()) {
     config = load_config(o.config_path);
   } else if (!o.resume.empty() && o.resume != "auto") {
-    config = read_checkpoint_info(CheckpointReader(o.resume)).config;
+    config = read_checkpoint_info(TensorFileReader(o.resume)).config;
   }
   for (const auto& assignment : o.overrides) apply_override(config, assignment);
   return config;
 }
 
 // Every rank validates; all ranks learn whether any failed, so none exits 0 while another fails.
-int check_on_all_ranks(Config& config, const cluster::World& world, bool quiet = false) {
+int check_on_all_ranks(Config& config, const cluster::World& world, const FaultPlan& faults, bool quiet = false) {
   int failed = 0;
   std::string message;
   int exit_code = kExitError;
@@ -65,11 +65,15 @@ int check_on_all_ranks(Config& config, const cluster::World& world, bool quiet =
     message = std::string("error: ") + e.what();
   }
   if (failed) std::fprintf(stderr, "distgan: [rank %d] %s\n", world.rank(), message.c_str());
-  int any_failed = failed;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, world.comm());
-  int worst_code = failed ? exit_code : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &worst_code, 1, MPI_INT, MPI_MAX, world.comm());
-  if (any_failed) return worst_code == 0 ? kExitError : worst_code;
+  // Through a Communicator like every collective: a rank stuck in its checks (a hung file system)
+  // becomes a watchdog error instead of a hang.
+  cluster::MpiCommunicator comm(world.comm(), config.cluster.collective_timeout_s, faults.watchdog);
+  torch::Tensor outcome = torch::tensor({int64_t{failed}, int64_t{failed ? exit_code : 0}}, torch::kInt64);
+  comm.allreduce(outcome, {cluster::ReduceOp::kMax})->wait();
+  if (outcome[0].item<int64_t>() != 0) {
+    const int worst_code = static_cast<int>(outcome[1].item<int64_t>());
+    return worst_code == 0 ? kExitError : worst_code;
+  }
   if (world.rank() == 0 && !quiet) std::printf("config OK on %d rank(s): %s\n", world.size(), summary.c_str());
   return kExitOk;
 }
@@ -99,12 +103,13 @@ Runner add_train_command(CLI::App& app, int* argc, char*** argv) {
     // From here a SIGTERM/SIGUSR1 (Slurm, mpirun) is recorded, not fatal: training acts on it at the
     // first step boundary, so a signal during start-up still ends in a checkpoint and exit 75.
     cluster::install_preemption_handlers();
+    const FaultPlan faults = fault_plan_from_environment();  // test seams: parsed once, before MPI
     cluster::World world(argc, argv);
-    if (o->check) return check_on_all_ranks(config, world);
+    if (o->check) return check_on_all_ranks(config, world, faults);
     // Validate on every rank first: a bad config or dataset ends every rank cleanly, without MPI_Abort.
-    if (const int rc = check_on_all_ranks(config, world, /*quiet=*/true); rc != kExitOk) return rc;
+    if (const int rc = check_on_all_ranks(config, world, faults, /*quiet=*/true); rc != kExitOk) return rc;
     try {
-      if (run_training(config, world, o->resume) == TrainingOutcome::kPreempted) return kExitPreempted;
+      if (run_training(config, world, o->resume, faults) == TrainingOutcome::kPreempted) return kExitPreempted;
     } catch (const AgreedFailure& e) {  // every rank knows: a clean exit, no abort
       if (e.should_print()) std::fprintf(stderr, "distgan: %s%s\n", e.exit_code() == kExitUsage ? "config error: " : "error: ", e.what());
       return e.exit_code();

@@ -12,8 +12,9 @@
 #include "data/data_error.h"
 #include "data/h5_handle.h"
 #include "tests/test_util.h"
+#include "trainer/config/config_schema.h"
 #include "trainer/state/checkpoint.h"
-#include "trainer/state/checkpoint_file.h"
+#include "trainer/state/tensor_file.h"
 #include "trainer/state/checkpoint_writer.h"
 #include "trainer/outputs/metrics_log.h"
 #include "trainer/state/resume.h"
@@ -24,8 +25,8 @@ namespace {
 using testing::error_message;
 using testing::TempDir;
 
-CheckpointData sample_data() {
-  CheckpointData d;
+TensorFileData sample_data() {
+  TensorFileData d;
   d.tensors.emplace_back("generator/0.weight", torch::arange(12, torch::kFloat32).reshape({3, 4}));
   d.tensors.emplace_back("generator/1.running_var", torch::tensor({0.5, 1.5}, torch::kFloat64));
   d.tensors.emplace_back("optimizer/generator/0.weight/step", torch::tensor(7, torch::kInt64).reshape({}));
@@ -45,10 +46,10 @@ void set_attribute(const std::string& path, const std::string& name, const std::
 
 TEST(CheckpointFile, RoundTripsEveryDtypeShapeAndAttribute) {
   TempDir dir;
-  const CheckpointData d = sample_data();
-  write_checkpoint_file(dir.path("c.h5"), d);
+  const TensorFileData d = sample_data();
+  write_tensor_file(dir.path("c.h5"), d);
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"c.h5"});  // no temporary left behind
-  CheckpointReader r(dir.path("c.h5"));
+  TensorFileReader r(dir.path("c.h5"));
   EXPECT_EQ(r.attribute("format"), kCheckpointFormat);
   EXPECT_EQ(r.attribute("step"), "7");
   EXPECT_EQ(r.attribute("config").size(), 70000u);
@@ -65,8 +66,8 @@ TEST(CheckpointFile, RoundTripsEveryDtypeShapeAndAttribute) {
 
 TEST(CheckpointFile, RefusesWhatDoesNotFitBeforeReading) {
   TempDir dir;
-  write_checkpoint_file(dir.path("c.h5"), sample_data());
-  CheckpointReader r(dir.path("c.h5"));
+  write_tensor_file(dir.path("c.h5"), sample_data());
+  TensorFileReader r(dir.path("c.h5"));
   EXPECT_NE(error_message<data::DataError>([&] { r.read("generator/0.weight", torch::kFloat32, {4, 3}); })
                 .find("generator/0.weight has shape [3,4] but this run expects [4,3]"),
             std::string::npos);
@@ -86,39 +87,39 @@ TEST(CheckpointFile, RefusesWhatDoesNotFitBeforeReading) {
 
 TEST(CheckpointFile, AnEditedAttributeFailsTheChecksum) {
   TempDir dir;
-  write_checkpoint_file(dir.path("c.h5"), sample_data());
+  write_tensor_file(dir.path("c.h5"), sample_data());
   set_attribute(dir.path("c.h5"), "step", "8");
-  EXPECT_NE(error_message<data::DataError>([&] { CheckpointReader r(dir.path("c.h5")); }).find("checksum mismatch"),
+  EXPECT_NE(error_message<data::DataError>([&] { TensorFileReader r(dir.path("c.h5")); }).find("checksum mismatch"),
             std::string::npos);
 }
 
 TEST(CheckpointFile, AFlippedTensorByteIsFoundAndNamed) {
   TempDir dir;
-  write_checkpoint_file(dir.path("c.h5"), sample_data());
+  write_tensor_file(dir.path("c.h5"), sample_data());
   {
     data::H5Handle f(H5Fopen(dir.path("c.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
     data::H5Handle set(H5Dopen2(f.get(), "rng/noise", H5P_DEFAULT), H5Dclose);
     uint8_t values[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 99};
     ASSERT_GE(H5Dwrite(set.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
   }
-  CheckpointReader r(dir.path("c.h5"));  // attributes are intact
+  TensorFileReader r(dir.path("c.h5"));  // attributes are intact
   EXPECT_NE(error_message<data::DataError>([&] { r.verify_all(); }).find("rng/noise: crc32 mismatch"),
             std::string::npos);
 }
 
 TEST(CheckpointFile, ATruncatedOrForeignFileIsRefused) {
   TempDir dir;
-  write_checkpoint_file(dir.path("c.h5"), sample_data());
+  write_tensor_file(dir.path("c.h5"), sample_data());
   std::filesystem::resize_file(dir.path("c.h5"), std::filesystem::file_size(dir.path("c.h5")) / 2);
-  EXPECT_NE(error_message<data::DataError>([&] { CheckpointReader r(dir.path("c.h5")); }).find(dir.path("c.h5")),
+  EXPECT_NE(error_message<data::DataError>([&] { TensorFileReader r(dir.path("c.h5")); }).find(dir.path("c.h5")),
             std::string::npos);
   testing::write_text(dir.path("text.h5"), "not hdf5");
-  EXPECT_NE(error_message<data::DataError>([&] { CheckpointReader r(dir.path("text.h5")); })
+  EXPECT_NE(error_message<data::DataError>([&] { TensorFileReader r(dir.path("text.h5")); })
                 .find("not a readable HDF5 file"),
             std::string::npos);
-  write_checkpoint_file(dir.path("d.h5"), sample_data());
+  write_tensor_file(dir.path("d.h5"), sample_data());
   set_attribute(dir.path("d.h5"), "format", "distgan-model-1");
-  EXPECT_NE(error_message<data::DataError>([&] { CheckpointReader r(dir.path("d.h5")); })
+  EXPECT_NE(error_message<data::DataError>([&] { TensorFileReader r(dir.path("d.h5")); })
                 .find("format 'distgan-model-1' is not a checkpoint this distgan reads"),
             std::string::npos);
 }
@@ -174,21 +175,21 @@ TEST(CheckpointWriter, WritesInTheBackgroundKeepsTheNewestAndReportsFailures) {
 TEST(CheckpointWriter, SigkillDuringWritingLeavesTheNameLoadable) {
   TempDir dir;
   const std::string path = dir.path("ckpt_00000001.h5");
-  CheckpointData big = sample_data();
+  TensorFileData big = sample_data();
   big.tensors.emplace_back("generator/big", torch::rand({16 << 20}));  // 64 MiB: writes take a while
-  write_checkpoint_file(path, big);
+  write_tensor_file(path, big);
   for (int delay_ms : {50, 150, 300}) {
     const pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
-      for (;;) write_checkpoint_file(path, big);
+      for (;;) write_tensor_file(path, big);
     }
     usleep(delay_ms * 1000);
     kill(child, SIGKILL);
     int status = 0;
     waitpid(child, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status));
-    CheckpointReader r(path);
+    TensorFileReader r(path);
     r.verify_all();
     EXPECT_EQ(list_checkpoints(dir.dir().string()).size(), 1u);  // a hidden temporary is not a checkpoint
   }
@@ -218,6 +219,28 @@ TEST(ResumeRules, SafeKeysMayChangeOthersAreNamed) {
   const std::string message = error_message<ConfigError>([&] { check_resume_config(info, current, {1, 28, 28}, 99); });
   EXPECT_NE(message.find("ck.h5 does not fit this run:\n  model.ch: checkpoint 64, this run 32"), std::string::npos);
   EXPECT_NE(message.find("dataset size: checkpoint 100 samples, this run's 99"), std::string::npos);
+}
+
+// The schema's resume column, read back whole: what a model, its data order or its noise depend on
+// must match; rates, schedules and run settings may change. A key added to the schema lands in the
+// second list unless it is marked on purpose.
+TEST(ResumeRules, TheSchemasResumeColumnListsExactlyTheKeysThatMayChange) {
+  std::vector<std::string> may_change, must_match;
+  for (const auto& key : config_schema()) (key.may_change_on_resume ? may_change : must_match).push_back(key.path());
+  EXPECT_EQ(must_match, (std::vector<std::string>{
+                            "data.dataset", "data.labels", "data.layout", "data.scale", "data.shuffle",
+                            "data.remainder", "model.name", "model.z_dim", "model.ch", "model.mlp_width",
+                            "model.mlp_depth", "model.mlp_batchnorm", "model.latent_categories",
+                            "model.latent_noise_scale", "model.conditional", "model.num_classes",
+                            "model.d_spectral_norm", "training.batch_size", "training.loss", "training.n_critic",
+                            "training.seed"}));
+  for (const char* key : {"data.path", "training.steps", "training.lr_g", "training.code_reseed.until",
+                          "checkpoint.every", "logging.level", "cluster.backend", "eval.every"}) {
+    EXPECT_NE(std::find(may_change.begin(), may_change.end(), key), may_change.end()) << key;
+    EXPECT_TRUE(resume_may_change(key)) << key;
+  }
+  EXPECT_FALSE(resume_may_change("model.ch"));
+  EXPECT_FALSE(resume_may_change("training.no_such_key"));
 }
 
 TEST(ResumeRules, ANewRunRefusesADirectoryWithCheckpointsAndNewerOnesAreSetAside) {

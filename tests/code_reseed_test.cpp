@@ -9,6 +9,7 @@
 
 #include "trainer/run/code_reseed.h"
 #include "trainer/config/config.h"
+#include "trainer/config/run_options.h"
 #include "trainer/state/model_file.h"
 #include "trainer/model/optimizer_state.h"
 

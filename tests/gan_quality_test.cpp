@@ -6,6 +6,7 @@
 
 #include "trainer/step/adversarial_step.h"
 #include "trainer/config/config.h"
+#include "trainer/config/run_options.h"
 #include "trainer/model/ema.h"
 #include "trainer/model/losses.h"
 #include "trainer/state/model_file.h"

@@ -62,11 +62,11 @@ TEST(Checkpoint, ARestoredStepContinuesBitwiseLikeTheOriginal) {
   train(original, 3, 11);
   TrainingPosition position{3, 0, 18, 18};
   const torch::Tensor rng = torch::arange(20, torch::kUInt8).reshape({2, 10});
-  write_checkpoint_file(dir.path("c.h5"), snapshot_checkpoint(config, small_dcgan(), original, position, rng, 100));
+  write_tensor_file(dir.path("c.h5"), snapshot_checkpoint(config, small_dcgan(), original, position, rng, 100));
 
   torch::manual_seed(2);  // different initial weights: everything must come from the file
   AdversarialStep restored(build_models(small_dcgan()), self, {});
-  CheckpointReader reader(dir.path("c.h5"));
+  TensorFileReader reader(dir.path("c.h5"));
   const CheckpointInfo info = read_checkpoint_info(reader);
   EXPECT_EQ(info.position.step, 3);
   EXPECT_EQ(info.position.epoch_position, 18);
@@ -85,12 +85,12 @@ TEST(Checkpoint, AModelOfAnotherWidthIsRefusedNamingTheTensor) {
   cluster::MpiCommunicator self(MPI_COMM_SELF);
   testing::TempDir dir;
   AdversarialStep original(build_models(small_dcgan()), self, {});
-  write_checkpoint_file(dir.path("c.h5"), snapshot_checkpoint(Config{}, small_dcgan(), original, {},
+  write_tensor_file(dir.path("c.h5"), snapshot_checkpoint(Config{}, small_dcgan(), original, {},
                                                               torch::zeros({1, 4}, torch::kUInt8), 10));
   ModelSpec wider = small_dcgan();
   wider.ch = 8;
   AdversarialStep other(build_models(wider), self, {});
-  CheckpointReader reader(dir.path("c.h5"));
+  TensorFileReader reader(dir.path("c.h5"));
   const std::string message =
       testing::error_message<data::DataError>([&] { restore_checkpoint(reader, other); });
   EXPECT_NE(message.find("generator/0.weight has shape"), std::string::npos) << message;
@@ -107,9 +107,9 @@ TEST(Checkpoint, RankZerosRestoredOptimizerStateReachesEveryRank) {
     train(donor, 2, 5);
     // Copy the donor's state into `step` (on rank 0 only) through a checkpoint file.
     testing::TempDir dir;
-    write_checkpoint_file(dir.path("c.h5"), snapshot_checkpoint(Config{}, small_dcgan(), donor, {},
+    write_tensor_file(dir.path("c.h5"), snapshot_checkpoint(Config{}, small_dcgan(), donor, {},
                                                                 torch::zeros({1, 4}, torch::kUInt8), 10));
-    CheckpointReader reader(dir.path("c.h5"));
+    TensorFileReader reader(dir.path("c.h5"));
     restore_checkpoint(reader, step);
   }
   step.broadcast_from_root();

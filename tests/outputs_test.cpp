@@ -1,13 +1,18 @@
 // Sample images (grids, scatter plots, PNG files), metrics lines, and the model file round trip.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <hdf5.h>
 #include <nlohmann/json.hpp>
 
 #include "data/data_error.h"
 #include "tests/test_util.h"
 #include "trainer/outputs/metrics_log.h"
+#include "trainer/state/tensor_file.h"
+#include "trainer/eval/classifier.h"
 #include "trainer/state/model_file.h"
+#include "trainer/config/run_options.h"
 #include "trainer/outputs/png_image.h"
 
 namespace distgan {
@@ -99,41 +104,93 @@ TEST(ModelFile, AFileForAnotherModelIsRefusedNamingTheTensor) {
     load_model_file(tmp.path("n.h5"));
     FAIL() << "expected a shape mismatch";
   } catch (const data::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("/generator/0.weight has shape [8, 100] but the model expects [256, 100]"),
+    EXPECT_NE(std::string(e.what()).find("generator/0.weight has shape [8,100] but this run expects [256,100]"),
               std::string::npos)
         << e.what();
   }
 }
 
-TEST(ModelFile, FilesFromBeforeTheCodeReseedCountsStillLoad) {
+// tests/data/model-v1-mlp.h5 was written by distgan before the tensor-file format (format
+// distgan-model-1: module groups, no manifest): an MLP on 2-D data with 4 latent codes and an EMA,
+// 2 steps. The sums were read from the file with h5py when it was made.
+std::string legacy_model_copy(TempDir& tmp) {
+  const std::string copy = tmp.path("legacy.h5");
+  std::filesystem::copy_file(std::string(DISTGAN_TEST_DATA_DIR) + "/model-v1-mlp.h5", copy);
+  return copy;
+}
+
+double sum_of(const torch::Tensor& t) { return t.to(torch::kFloat64).sum().item<double>(); }
+
+TEST(ModelFile, AModelFileWrittenBeforeTheTensorFileFormatStillLoads) {
+  TempDir tmp;
+  const LoadedModels loaded = load_model_file(legacy_model_copy(tmp));
+  EXPECT_EQ(loaded.step, 2);
+  EXPECT_EQ(loaded.spec.sample_shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ(loaded.spec.latent_categories, 4);
+  ASSERT_TRUE(loaded.models.generator_ema);
+  EXPECT_NEAR(sum_of(loaded.models.generator->named_parameters()["1.weight"]), -0.1236165638838429, 1e-6);
+  EXPECT_NEAR(sum_of(loaded.models.generator_ema->named_parameters()["0.codes"]), 0.22046726942062378, 1e-6);
+  EXPECT_NEAR(sum_of(loaded.models.discriminator->named_parameters()["2.bias"]), 7.284095045179129e-05, 1e-9);
+}
+
+TEST(ModelFile, ANewModelFileIsATensorFileWithChecksums) {
   TempDir tmp;
   Config config;
   apply_override(config, "model.name=mlp");
-  apply_override(config, "model.z_dim=4");
-  apply_override(config, "model.latent_categories=16");
   const ModelSpec spec = model_spec(config, {2});
   GanModels models = build_models(spec);
-  save_model_file(tmp.path("m.h5"), config, spec, models, 1);
+  save_model_file(tmp.path("m.h5"), config, spec, models, 7);
+  TensorFileReader reader(tmp.path("m.h5"), {"model file", {kModelFileFormat}});
+  EXPECT_EQ(reader.format(), "distgan-model-2");
+  EXPECT_EQ(reader.attribute("sample_shape"), "2");
+  EXPECT_EQ(reader.integer_attribute("step", 0, 100), 7);
+  EXPECT_FALSE(reader.tensor_names("generator/").empty());
+  EXPECT_NO_THROW(reader.verify_all());
+  const LoadedModels loaded = load_model_file(tmp.path("m.h5"));
+  EXPECT_TRUE(torch::equal(loaded.models.generator->parameters().front(), models.generator->parameters().front()));
+}
+
+TEST(ModelFile, FilesFromBeforeTheCodeReseedCountsStillLoad) {
+  TempDir tmp;
+  const std::string path = legacy_model_copy(tmp);
   auto remove = [&](const char* name) {
-    const hid_t file = H5Fopen(tmp.path("m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     ASSERT_GE(file, 0);
     EXPECT_GE(H5Ldelete(file, name, H5P_DEFAULT), 0) << name;
     H5Fclose(file);
   };
   remove("/generator/0.off_data_checks");  // as written before the counts existed
   remove("/generator_ema/0.off_data_checks");
-  LoadedModels loaded = load_model_file(tmp.path("m.h5"));
-  EXPECT_TRUE(torch::equal(loaded.models.generator->named_parameters()["0.codes"],
-                           models.generator->named_parameters()["0.codes"]));
+  LoadedModels loaded = load_model_file(path);
+  EXPECT_NEAR(sum_of(loaded.models.generator_ema->named_parameters()["0.codes"]), 0.22046726942062378, 1e-6);
   EXPECT_TRUE(
-      torch::equal(loaded.models.generator->named_buffers()["0.off_data_checks"], torch::zeros({16}, torch::kInt64)));
+      torch::equal(loaded.models.generator->named_buffers()["0.off_data_checks"], torch::zeros({4}, torch::kInt64)));
   remove("/generator/0.codes");  // anything else missing is still refused
   try {
-    load_model_file(tmp.path("m.h5"));
+    load_model_file(path);
     FAIL() << "a file without the codes was accepted";
   } catch (const data::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("/generator/0.codes is missing"), std::string::npos) << e.what();
   }
+}
+
+TEST(ClassifierFile, AClassifierWrittenBeforeTheTensorFileFormatStillLoadsAndANewOneRoundTrips) {
+  TempDir tmp;
+  // tests/data/classifier-v1.h5: format distgan-classifier-1, 8x8 grey images, 3 classes.
+  TrainedClassifier old = load_classifier(std::string(DISTGAN_TEST_DATA_DIR) + "/classifier-v1.h5");
+  EXPECT_EQ(old.sample_shape, (std::vector<int64_t>{1, 8, 8}));
+  EXPECT_EQ(old.num_classes, 3);
+  EXPECT_DOUBLE_EQ(old.test_accuracy, 0.375);
+  EXPECT_EQ(old.test_file, "te.h5");
+  EXPECT_NEAR(sum_of(old.model->out->weight), -1.6386454146995675, 1e-5);
+  save_classifier(tmp.path("c.h5"), old);
+  EXPECT_EQ(TensorFileReader(tmp.path("c.h5"), {"classifier file", {kClassifierFormat}}).format(),
+            "distgan-classifier-2");
+  TrainedClassifier again = load_classifier(tmp.path("c.h5"));
+  EXPECT_EQ(again.sample_shape, old.sample_shape);
+  EXPECT_EQ(again.train_file, "tr.h5");
+  EXPECT_TRUE(torch::equal(again.model->out->weight, old.model->out->weight));
+  EXPECT_TRUE(torch::equal(again.model->conv1->weight, old.model->conv1->weight));
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ expect_ok "the run directory keeps the config it ran with" "path: \"fm.h5\"" cat
 expect_ok "h5py reads the model file" "model ok" $py - <<'PY'
 import h5py
 with h5py.File("run/final.h5", "r") as f:
-    assert f.attrs["format"].decode() == "distgan-model-1"
+    assert f.attrs["format"].decode() == "distgan-model-2"  # a tensor file: manifest and CRCs
+    assert "generator/0.weight float32 [16,32,7,7]" in f.attrs["manifest"].decode()
     assert f.attrs["step"].decode() == "20"
     assert f["generator/0.weight"].shape == (16, 32, 7, 7), f["generator/0.weight"].shape
     assert "discriminator/0.weight" in f

@@ -137,6 +137,14 @@ ConfigKey string_key(const char* section, Section<S> sec, const char* name, std:
 
 constexpr int64_t kBig = int64_t{1} << 53;
 
+// The resume column: a key wrapped in this may differ between a checkpoint's config and the
+// resumed run's (rates, schedules, logging, checkpointing, cluster and evaluation settings, the
+// dataset's location); every other key must match, or the resume is refused.
+ConfigKey may_change_on_resume(ConfigKey key) {
+  key.may_change_on_resume = true;
+  return key;
+}
+
 std::vector<ConfigKey> build_schema() {
   using C = Config;
   using D = DataConfig;
@@ -147,7 +155,7 @@ std::vector<ConfigKey> build_schema() {
   using U = ClusterConfig;
   using E = EvalConfig;
   return {
-      string_key("data", &C::data, "path", &D::path, {}, "HDF5 dataset file (written by `distgan prep` or h5py)"),
+      may_change_on_resume(string_key("data", &C::data, "path", &D::path, {}, "HDF5 dataset file (written by `distgan prep` or h5py)")),
       string_key("data", &C::data, "dataset", &D::dataset, {}, "path of the samples inside the file"),
       string_key("data", &C::data, "labels", &D::labels, {},
                  "path of the integer labels inside the file, used when present (\"\" to ignore)"),
@@ -157,10 +165,10 @@ std::vector<ConfigKey> build_schema() {
       bool_key("data", &C::data, "shuffle", &D::shuffle, "shuffle the global order every epoch"),
       string_key("data", &C::data, "remainder", &D::remainder, {"drop", "wrap"},
                  "samples past the last whole global batch: drop them, or wrap to the epoch's start"),
-      int_key("data", &C::data, "prefetch_batches", &D::prefetch_batches, 1, 1024,
-              "batches the loader thread prepares ahead of the trainer"),
-      int_key("data", &C::data, "chunk_cache_mb", &D::chunk_cache_mb, 0, 65536,
-              "HDF5 chunk cache per rank, in MiB"),
+      may_change_on_resume(int_key("data", &C::data, "prefetch_batches", &D::prefetch_batches, 1, 1024,
+                "batches the loader thread prepares ahead of the trainer")),
+      may_change_on_resume(int_key("data", &C::data, "chunk_cache_mb", &D::chunk_cache_mb, 0, 65536,
+                "HDF5 chunk cache per rank, in MiB")),
 
       string_key("model", &C::model, "name", &M::name, {"dcgan", "mlp"},
                  "architecture: dcgan (28x28 or 32x32 images) or mlp (vectors)"),
@@ -182,86 +190,86 @@ std::vector<ConfigKey> build_schema() {
       bool_key("model", &C::model, "d_spectral_norm", &M::d_spectral_norm,
                "spectral normalisation of D's layers (D then has no batch norm)"),
 
-      int_key("training", &C::training, "steps", &T::steps, 0, kBig, "generator steps to train for"),
+      may_change_on_resume(int_key("training", &C::training, "steps", &T::steps, 0, kBig, "generator steps to train for")),
       int_key("training", &C::training, "batch_size", &T::batch_size, 1, kBig,
               "global batch: split evenly across the ranks"),
       string_key("training", &C::training, "loss", &T::loss, {"nonsaturating", "hinge", "wgan-gp"},
                  "adversarial loss (wgan-gp: Wasserstein loss with a gradient penalty; use n_critic 5)"),
-      float_key("training", &C::training, "lr_g", &T::lr_g, 0, 1, true, "generator Adam learning rate"),
-      float_key("training", &C::training, "lr_d", &T::lr_d, 0, 1, true, "discriminator Adam learning rate"),
-      string_key("training", &C::training, "lr_schedule", &T::lr_schedule, {"constant", "linear"},
-                 "learning rates: constant, or linear decay of both to 0 at training.steps"),
-      float_key("training", &C::training, "lr_decay_start", &T::lr_decay_start, 0, 0.99, false,
-                "linear schedule: the share of training.steps trained at the full rates before the decay"),
-      pair_key("training", &C::training, "betas_g", &T::betas_g, "generator Adam betas"),
-      pair_key("training", &C::training, "betas_d", &T::betas_d, "discriminator Adam betas"),
+      may_change_on_resume(float_key("training", &C::training, "lr_g", &T::lr_g, 0, 1, true, "generator Adam learning rate")),
+      may_change_on_resume(float_key("training", &C::training, "lr_d", &T::lr_d, 0, 1, true, "discriminator Adam learning rate")),
+      may_change_on_resume(string_key("training", &C::training, "lr_schedule", &T::lr_schedule, {"constant", "linear"},
+                   "learning rates: constant, or linear decay of both to 0 at training.steps")),
+      may_change_on_resume(float_key("training", &C::training, "lr_decay_start", &T::lr_decay_start, 0, 0.99, false,
+                  "linear schedule: the share of training.steps trained at the full rates before the decay")),
+      may_change_on_resume(pair_key("training", &C::training, "betas_g", &T::betas_g, "generator Adam betas")),
+      may_change_on_resume(pair_key("training", &C::training, "betas_d", &T::betas_d, "discriminator Adam betas")),
       int_key("training", &C::training, "n_critic", &T::n_critic, 1, 100, "discriminator steps per generator step"),
       int_key("training", &C::training, "seed", &T::seed, 0, kBig, "seed of the data order, init and noise"),
-      string_key("training", &C::training, "amp", &T::amp, {"none", "bf16"},
-                 "bf16: autocast the forward passes to bfloat16 (CUDA only)"),
-      string_key("training", &C::training, "on_nonfinite", &T::on_nonfinite, {"skip", "abort"},
-                 "a non-finite loss or gradient: skip the update on every rank, or stop (exit 1)"),
-      int_key("training", &C::training, "max_consecutive_skips", &T::max_consecutive_skips, 1, 1000000,
-              "with on_nonfinite skip: stop after this many steps in a row with a skipped update"),
-      float_key("training", &C::training, "ema.half_life_kimg", &T::ema_half_life_kimg, 0, 1e9, false,
-                "half-life of G's exponential moving average, in thousands of images (0: no EMA)"),
-      float_key("training", &C::training, "ema.rampup", &T::ema_rampup, 0, 1e6, false,
-                "EMA ramp-up: the half-life is at most this x the images seen so far (0: no ramp-up)"),
-      float_key("training", &C::training, "r1.gamma", &T::r1_gamma, 0, 1e9, false,
-                "R1 gradient penalty on real data: weight gamma (0: off)"),
-      int_key("training", &C::training, "r1.every", &T::r1_every, 1, 1000000,
-              "apply R1 every this many D steps, scaled by it (lazy regularisation)"),
-      float_key("training", &C::training, "top_k.keep", &T::top_k_keep, 0, 1, true,
-                "top-k training: G learns from the share max(keep, decay^epoch) of its fakes that D scores "
-                "highest (1: all)"),
-      float_key("training", &C::training, "top_k.decay", &T::top_k_decay, 0, 1, true,
-                "top-k training: the share kept shrinks by this factor per epoch, down to top_k.keep"),
-      int_key("training", &C::training, "code_reseed.every", &T::code_reseed_every, 0, kBig,
-              "with model.latent_categories: every this many steps, each latent code whose samples fall off the "
-              "real data becomes a copy of a random live code (0: never)"),
-      float_key("training", &C::training, "code_reseed.until", &T::code_reseed_until, 0, 1, false,
-                "code_reseed: check only up to this share of training.steps (1: to the end)"),
-      float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
-                "gradient penalty weight of the wgan-gp loss"),
+      may_change_on_resume(string_key("training", &C::training, "amp", &T::amp, {"none", "bf16"},
+                   "bf16: autocast the forward passes to bfloat16 (CUDA only)")),
+      may_change_on_resume(string_key("training", &C::training, "on_nonfinite", &T::on_nonfinite, {"skip", "abort"},
+                   "a non-finite loss or gradient: skip the update on every rank, or stop (exit 1)")),
+      may_change_on_resume(int_key("training", &C::training, "max_consecutive_skips", &T::max_consecutive_skips, 1, 1000000,
+                "with on_nonfinite skip: stop after this many steps in a row with a skipped update")),
+      may_change_on_resume(float_key("training", &C::training, "ema.half_life_kimg", &T::ema_half_life_kimg, 0, 1e9, false,
+                  "half-life of G's exponential moving average, in thousands of images (0: no EMA)")),
+      may_change_on_resume(float_key("training", &C::training, "ema.rampup", &T::ema_rampup, 0, 1e6, false,
+                  "EMA ramp-up: the half-life is at most this x the images seen so far (0: no ramp-up)")),
+      may_change_on_resume(float_key("training", &C::training, "r1.gamma", &T::r1_gamma, 0, 1e9, false,
+                  "R1 gradient penalty on real data: weight gamma (0: off)")),
+      may_change_on_resume(int_key("training", &C::training, "r1.every", &T::r1_every, 1, 1000000,
+                "apply R1 every this many D steps, scaled by it (lazy regularisation)")),
+      may_change_on_resume(float_key("training", &C::training, "top_k.keep", &T::top_k_keep, 0, 1, true,
+                  "top-k training: G learns from the share max(keep, decay^epoch) of its fakes that D scores "
+                  "highest (1: all)")),
+      may_change_on_resume(float_key("training", &C::training, "top_k.decay", &T::top_k_decay, 0, 1, true,
+                  "top-k training: the share kept shrinks by this factor per epoch, down to top_k.keep")),
+      may_change_on_resume(int_key("training", &C::training, "code_reseed.every", &T::code_reseed_every, 0, kBig,
+                "with model.latent_categories: every this many steps, each latent code whose samples fall off the "
+                "real data becomes a copy of a random live code (0: never)")),
+      may_change_on_resume(float_key("training", &C::training, "code_reseed.until", &T::code_reseed_until, 0, 1, false,
+                  "code_reseed: check only up to this share of training.steps (1: to the end)")),
+      may_change_on_resume(float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
+                  "gradient penalty weight of the wgan-gp loss")),
 
-      int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
-              "write a checkpoint every this many steps (0: only at the end)"),
-      int_key("checkpoint", &C::checkpoint, "keep", &K::keep, 1, 1000000, "checkpoints to keep"),
-      string_key("checkpoint", &C::checkpoint, "on_error", &K::on_error, {"continue", "abort"},
-                 "a checkpoint that cannot be written (disk full, read-only): log it and retry at the next "
-                 "interval, or stop the job (exit 1); the previous checkpoint stays either way"),
+      may_change_on_resume(int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
+                "write a checkpoint every this many steps (0: only at the end)")),
+      may_change_on_resume(int_key("checkpoint", &C::checkpoint, "keep", &K::keep, 1, 1000000, "checkpoints to keep")),
+      may_change_on_resume(string_key("checkpoint", &C::checkpoint, "on_error", &K::on_error, {"continue", "abort"},
+                   "a checkpoint that cannot be written (disk full, read-only): log it and retry at the next "
+                   "interval, or stop the job (exit 1); the previous checkpoint stays either way")),
 
-      string_key("logging", &C::logging, "run_dir", &L::run_dir, {},
-                 "directory for metrics, sample grids and checkpoints"),
-      int_key("logging", &C::logging, "every", &L::every, 1, kBig, "log metrics every this many steps"),
-      int_key("logging", &C::logging, "sample_every", &L::sample_every, 0, kBig,
-              "write a sample grid every this many steps (0: never)"),
-      string_key("logging", &C::logging, "level", &L::level, {"debug", "info", "warn", "error"}, "log level"),
+      may_change_on_resume(string_key("logging", &C::logging, "run_dir", &L::run_dir, {},
+                   "directory for metrics, sample grids and checkpoints")),
+      may_change_on_resume(int_key("logging", &C::logging, "every", &L::every, 1, kBig, "log metrics every this many steps")),
+      may_change_on_resume(int_key("logging", &C::logging, "sample_every", &L::sample_every, 0, kBig,
+                "write a sample grid every this many steps (0: never)")),
+      may_change_on_resume(string_key("logging", &C::logging, "level", &L::level, {"debug", "info", "warn", "error"}, "log level")),
 
-      string_key("cluster", &C::cluster, "backend", &U::backend, {"auto", "mpi", "nccl"},
-                 "collectives: auto is nccl on CUDA devices when compiled in, mpi otherwise"),
-      string_key("cluster", &C::cluster, "device", &U::device, {"cpu", "cuda"},
-                 "compute device; cuda uses cuda:<local rank>"),
-      int_key("cluster", &C::cluster, "threads", &U::threads, 0, 1024,
-              "compute threads per rank (0: the cores in the rank's affinity mask)"),
-      float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
-                "gradient bucket size for the all-reduce, in MiB"),
-      int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,
-              "seconds a collective may take before the job is aborted"),
-      int_key("cluster", &C::cluster, "check_replicas_every", &U::check_replicas_every, 0, kBig,
-              "compare a checksum of every parameter across ranks every this many steps (0: never)"),
+      may_change_on_resume(string_key("cluster", &C::cluster, "backend", &U::backend, {"auto", "mpi", "nccl"},
+                   "collectives: auto is nccl on CUDA devices when compiled in, mpi otherwise")),
+      may_change_on_resume(string_key("cluster", &C::cluster, "device", &U::device, {"cpu", "cuda"},
+                   "compute device; cuda uses cuda:<local rank>")),
+      may_change_on_resume(int_key("cluster", &C::cluster, "threads", &U::threads, 0, 1024,
+                "compute threads per rank (0: the cores in the rank's affinity mask)")),
+      may_change_on_resume(float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
+                  "gradient bucket size for the all-reduce, in MiB")),
+      may_change_on_resume(int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,
+                "seconds a collective may take before the job is aborted")),
+      may_change_on_resume(int_key("cluster", &C::cluster, "check_replicas_every", &U::check_replicas_every, 0, kBig,
+                "compare a checksum of every parameter across ranks every this many steps (0: never)")),
 
-      int_key("eval", &C::eval, "every", &E::every, 0, kBig,
-              "evaluate (distgan eval's metrics) every this many steps during training (0: never)"),
-      int_key("eval", &C::eval, "samples", &E::samples, 100, 1000000,
-              "generated samples per evaluation (2-D mixtures use 2,500)"),
-      string_key("eval", &C::eval, "classifier", &E::classifier, {},
-                 "image features: a classifier file from `distgan eval train-classifier`"),
-      string_key("eval", &C::eval, "features", &E::features, {},
-                 "image features: a TorchScript module (its forward maps [N,C,H,W] in [-1,1] to [N,F])"),
-      string_key("eval", &C::eval, "real", &E::real, {},
-                 "real reference data for the metrics (\"\": data.path)"),
-      bool_key("eval", &C::eval, "ema", &E::ema, "evaluate G's EMA when the run has one"),
+      may_change_on_resume(int_key("eval", &C::eval, "every", &E::every, 0, kBig,
+                "evaluate (distgan eval's metrics) every this many steps during training (0: never)")),
+      may_change_on_resume(int_key("eval", &C::eval, "samples", &E::samples, 100, 1000000,
+                "generated samples per evaluation (2-D mixtures use 2,500)")),
+      may_change_on_resume(string_key("eval", &C::eval, "classifier", &E::classifier, {},
+                   "image features: a classifier file from `distgan eval train-classifier`")),
+      may_change_on_resume(string_key("eval", &C::eval, "features", &E::features, {},
+                   "image features: a TorchScript module (its forward maps [N,C,H,W] in [-1,1] to [N,F])")),
+      may_change_on_resume(string_key("eval", &C::eval, "real", &E::real, {},
+                   "real reference data for the metrics (\"\": data.path)")),
+      may_change_on_resume(bool_key("eval", &C::eval, "ema", &E::ema, "evaluate G's EMA when the run has one")),
   };
 }
 
@@ -270,6 +278,12 @@ std::vector<ConfigKey> build_schema() {
 const std::vector<ConfigKey>& config_schema() {
   static const std::vector<ConfigKey> schema = build_schema();
   return schema;
+}
+
+const ConfigKey* find_config_key(const std::string& path) {
+  for (const auto& key : config_schema())
+    if (key.path() == path) return &key;
+  return nullptr;
 }
 
 const std::vector<std::string>& config_sections() {

@@ -22,11 +22,16 @@ struct ConfigKey {
   std::function<std::string(const Config&)> get;
   // A free-form string: `--set` takes its text literally unless quoted (paths may hold ': ' or '#').
   bool literal_string = false;
+  // Whether a resumed run may set it to another value than the checkpoint's config has.
+  bool may_change_on_resume = false;
 
   std::string path() const { return section + "." + name; }
 };
 
 const std::vector<ConfigKey>& config_schema();
 const std::vector<std::string>& config_sections();
+
+// The key at "section.name", or nullptr.
+const ConfigKey* find_config_key(const std::string& path);
 
 }  // namespace distgan

@@ -94,4 +94,48 @@ std::string rank_device(const Config& config, int local_rank) {
   return cluster::select_device(config.cluster.device, local_rank, cluster::choose_backend(o) == "mpi");
 }
 
+ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_shape) {
+  ModelSpec s;
+  s.name = config.model.name;
+  s.sample_shape = sample_shape;
+  s.z_dim = config.model.z_dim;
+  s.ch = config.model.ch;
+  s.mlp_width = config.model.mlp_width;
+  s.mlp_depth = config.model.mlp_depth;
+  s.mlp_batchnorm = config.model.mlp_batchnorm;
+  s.latent_categories = config.model.latent_categories;
+  if (s.latent_categories > 0 && (s.name != "mlp" || config.model.conditional))
+    throw std::invalid_argument("model.latent_categories: only for unconditional mlp models (this one is " +
+                                std::string(config.model.conditional ? "conditional " : "") + s.name + ")");
+  s.latent_noise_scale = config.model.latent_noise_scale;
+  if (s.latent_noise_scale != 1.0 && s.latent_categories == 0)
+    throw std::invalid_argument("model.latent_noise_scale: scales the continuous part of a categorical latent; "
+                                "set model.latent_categories too");
+  if (config.training.code_reseed_every > 0 && s.latent_categories == 0)
+    throw std::invalid_argument("training.code_reseed.every: re-seeds the codes of a categorical latent; set "
+                                "model.latent_categories too");
+  s.num_classes = config.model.conditional ? config.model.num_classes : 0;
+  if (config.model.conditional && s.num_classes <= 0)
+    throw std::invalid_argument("model.num_classes: a conditional model needs the number of classes (it is taken "
+                                "from the dataset's labels at the start of a run)");
+  s.d_spectral_norm = config.model.d_spectral_norm;
+  s.ema = config.training.ema_half_life_kimg > 0;
+  return s;
+}
+
+StepOptions step_options(const Config& config) {
+  StepOptions so;
+  so.loss = parse_loss(config.training.loss);
+  so.lr_g = config.training.lr_g;
+  so.lr_d = config.training.lr_d;
+  so.betas_g = config.training.betas_g;
+  so.betas_d = config.training.betas_d;
+  so.bucket_bytes = static_cast<int64_t>(config.cluster.bucket_mb * 1024 * 1024);
+  so.amp_bf16 = config.training.amp == "bf16";
+  so.r1_gamma = config.training.r1_gamma;
+  so.r1_every = config.training.r1_every;
+  so.gp_lambda = config.training.gp_lambda;
+  return so;
+}
+
 }  // namespace distgan

@@ -1,11 +1,14 @@
-// Turns the YAML-level Config into the plain option structs of data/ (and later cluster/), for the
-// rank and world size at hand. Settings that depend on the world size are checked here.
+// The one place that turns the YAML-level Config into the plain option structs of every part: the
+// loader (data/), the communicator (cluster/), the model spec, the adversarial step, the
+// evaluation. Settings that depend on the world size or on each other are checked here.
 #pragma once
 
 #include "cluster/communicator.h"
 #include "data/prefetch_loader.h"
 #include "trainer/config/config.h"
 #include "trainer/eval/evaluation.h"
+#include "trainer/model/models.h"
+#include "trainer/step/adversarial_step.h"
 
 namespace distgan {
 
@@ -31,5 +34,12 @@ cluster::CommunicatorOptions communicator_options(const Config& config, int loca
 // This rank's device ("cpu" or "cuda:N"), checked: CUDA present, one GPU per local rank unless the
 // MPI backend shares GPUs, bf16 autocast only on CUDA. Throws ConfigError or cluster::ClusterError.
 std::string rank_device(const Config& config, int local_rank);
+
+// The ModelSpec of `config` for samples of `sample_shape`. Throws std::invalid_argument for model
+// keys that do not go together (the message names the key).
+ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_shape);
+
+// What training.* and cluster.bucket_mb ask of the adversarial step.
+StepOptions step_options(const Config& config);
 
 }  // namespace distgan

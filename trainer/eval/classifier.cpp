@@ -8,7 +8,9 @@
 
 #include "data/dataset_reader.h"
 #include "data/h5_handle.h"
-#include "trainer/state/model_file.h"
+#include "trainer/state/legacy_module_file.h"
+#include "trainer/state/module_tensors.h"
+#include "trainer/state/tensor_file.h"
 
 namespace distgan {
 
@@ -19,7 +21,6 @@ using data::DataError;
 using data::h5_check;
 using data::H5Handle;
 
-constexpr const char* kFormat = "distgan-classifier-1";
 constexpr int64_t kFeatures = 128;
 
 // Every sample and label of an HDF5 dataset, images scaled to [-1, 1] as training sees them.
@@ -54,12 +55,6 @@ double accuracy(Classifier& model, const LabelledData& d) {
     correct += (model->forward(d.images.narrow(0, i, n)).argmax(1) == d.labels.narrow(0, i, n)).sum().item<int64_t>();
   }
   return d.images.size(0) > 0 ? double(correct) / double(d.images.size(0)) : 0.0;
-}
-
-std::string join(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
 }
 
 }  // namespace
@@ -129,40 +124,54 @@ double classifier_accuracy(Classifier& model, const std::string& path, const std
 }
 
 void save_classifier(const std::string& path, TrainedClassifier& c) {
-  write_hdf5_file(path, [&](hid_t file) {
-    write_module_group(file, "/classifier", *c.model, path);
-    data::h5_write_string_attribute(file, "format", kFormat, path);
-    data::h5_write_string_attribute(file, "sample_shape", join(c.sample_shape), path);
-    data::h5_write_string_attribute(file, "num_classes", std::to_string(c.num_classes), path);
-    char accuracy_text[32];
-    std::snprintf(accuracy_text, sizeof(accuracy_text), "%.6f", c.test_accuracy);
-    data::h5_write_string_attribute(file, "test_accuracy", accuracy_text, path);
-    data::h5_write_string_attribute(file, "train_file", c.train_file, path);
-    data::h5_write_string_attribute(file, "test_file", c.test_file, path);
-  });
+  TensorFileData data;
+  add_module_tensors("classifier/", *c.model, data);
+  auto& a = data.attributes;
+  a["format"] = kClassifierFormat;
+  a["sample_shape"] = shape_attribute(c.sample_shape);
+  a["num_classes"] = std::to_string(c.num_classes);
+  char accuracy_text[32];
+  std::snprintf(accuracy_text, sizeof(accuracy_text), "%.6f", c.test_accuracy);
+  a["test_accuracy"] = accuracy_text;
+  a["train_file"] = c.train_file;
+  a["test_file"] = c.test_file;
+  write_tensor_file(path, data);
 }
 
 TrainedClassifier load_classifier(const std::string& path) {
-  H5Handle file = open_hdf5_file(path, "classifier file");
-  const std::string format = data::h5_read_string_attribute(file.get(), "format", path);
-  if (format != kFormat)
-    throw DataError(path + ": format '" + format + "' is not a distgan classifier (" + kFormat +
-                    "; make one with `distgan eval train-classifier`)");
+  const std::string format = hdf5_format_attribute(path, "classifier file");
+  if (format != kClassifierFormat && format != kLegacyClassifierFormat)
+    throw DataError(path + ": format '" + format + "' is not a distgan classifier (" + kClassifierFormat + " or " +
+                    kLegacyClassifierFormat + "; make one with `distgan eval train-classifier`)");
+  const bool legacy = format == kLegacyClassifierFormat;
+  std::unique_ptr<TensorFileReader> reader;  // the current format
+  H5Handle file;                             // the legacy one: module groups without a manifest
+  if (legacy) {
+    file = open_hdf5_file(path, "classifier file");
+  } else {
+    reader = std::make_unique<TensorFileReader>(path, TensorFileKind{"classifier file", {kClassifierFormat}});
+  }
+  auto attribute = [&](const char* name) {
+    return legacy ? data::h5_read_string_attribute(file.get(), name, path) : reader->attribute(name);
+  };
   TrainedClassifier c;
-  std::stringstream dims(data::h5_read_string_attribute(file.get(), "sample_shape", path));
-  for (std::string item; std::getline(dims, item, ',');) c.sample_shape.push_back(std::atoll(item.c_str()));
-  c.num_classes = std::atoll(data::h5_read_string_attribute(file.get(), "num_classes", path).c_str());
+  c.sample_shape = parse_shape_attribute(attribute("sample_shape"), path);
+  c.num_classes = std::atoll(attribute("num_classes").c_str());
   if (c.sample_shape.size() != 3 || c.num_classes <= 0 || c.num_classes > (1 << 20))
     throw DataError(path + ": attributes sample_shape / num_classes are not an image shape and a class count");
-  c.test_accuracy = std::atof(data::h5_read_string_attribute(file.get(), "test_accuracy", path).c_str());
-  c.train_file = data::h5_read_string_attribute(file.get(), "train_file", path);
-  c.test_file = data::h5_read_string_attribute(file.get(), "test_file", path);
+  c.test_accuracy = std::atof(attribute("test_accuracy").c_str());
+  c.train_file = attribute("train_file");
+  c.test_file = attribute("test_file");
   try {
     c.model = Classifier(c.sample_shape, c.num_classes);
   } catch (const std::invalid_argument& e) {
     throw DataError(path + ": " + e.what());
   }
-  read_module_group(file.get(), "/classifier", *c.model, path);
+  if (legacy) {
+    read_module_group(file.get(), "/classifier", *c.model, path);
+  } else {
+    load_module_tensors(*reader, "classifier/", *c.model);
+  }
   c.model->eval();
   return c;
 }

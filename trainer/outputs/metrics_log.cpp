@@ -1,4 +1,5 @@
 #include "trainer/outputs/metrics_log.h"
+#include "trainer/outputs/console_log.h"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -56,7 +57,7 @@ std::string MetricsLog::json_line(const StepMetrics& m) {
 }
 
 void MetricsLog::write(const StepMetrics& m) {
-  std::printf("%s\n", console_line(m).c_str());
+  log_info("%s\n", console_line(m).c_str());
   std::fflush(stdout);
   out_ << json_line(m) << '\n';
   out_.flush();

@@ -1,4 +1,5 @@
 #include "trainer/outputs/run_outputs.h"
+#include "trainer/outputs/console_log.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
@@ -8,6 +9,7 @@
 
 #ifdef DISTGAN_HAVE_EVENTS
 #include "trainer/outputs/events/event_writer.h"
+#include "trainer/outputs/version.h"
 #else
 namespace distgan {
 // Built without protobuf: no TensorBoard output (trainer/outputs/events/CMakeLists.txt says so at configure time).
@@ -18,10 +20,6 @@ class EventWriter {
   void add_image(const std::string&, int64_t, const std::string&, int, int, int) {}
 };
 }  // namespace distgan
-#endif
-
-#ifndef DISTGAN_VERSION
-#define DISTGAN_VERSION "unknown"
 #endif
 
 namespace distgan {
@@ -52,7 +50,7 @@ RunOutputs::RunOutputs(const Config& config, const fs::path& run_dir, int64_t re
   if (ec)
     throw std::runtime_error("logging.run_dir: cannot create '" + (run_dir_ / "samples").string() + "': " + ec.message());
   write_text(run_dir_ / "config.yaml", print_config(config));
-  nlohmann::json j{{"distgan_version", DISTGAN_VERSION},
+  nlohmann::json j{{"distgan_version", distgan_version()},
                    {"libtorch", TORCH_VERSION},
                    {"world_size", info.world_size},
                    {"device", info.device},
@@ -74,7 +72,7 @@ RunOutputs::RunOutputs(const Config& config, const fs::path& run_dir, int64_t re
   try {
     events_ = std::make_unique<EventWriter>((run_dir_ / "tensorboard").string());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "distgan: warning: no TensorBoard events: %s\n", e.what());
+    log_warning("distgan: warning: no TensorBoard events: %s\n", e.what());
   }
 }
 
@@ -85,7 +83,7 @@ void RunOutputs::tensorboard(const std::function<void(EventWriter&)>& write) {
   try {
     write(*events_);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "distgan: warning: TensorBoard events stop here: %s\n", e.what());
+    log_warning("distgan: warning: TensorBoard events stop here: %s\n", e.what());
     events_.reset();
   }
 }
@@ -127,7 +125,7 @@ void RunOutputs::evaluation(int64_t step, bool ema, const EvalResult& r) {
   if (!r.class_accuracy.empty()) line["class_accuracy"] = r.class_accuracy;
   eval_ << line.dump() << "\n";
   eval_.flush();
-  std::printf("eval step %lld (%s generator): %s\n", static_cast<long long>(step), ema ? "EMA" : "raw", r.text().c_str());
+  log_info("eval step %lld (%s generator): %s\n", static_cast<long long>(step), ema ? "EMA" : "raw", r.text().c_str());
   std::fflush(stdout);
   tensorboard([&](EventWriter& w) { w.add_scalars(step, scalars); });
 }

@@ -1,4 +1,5 @@
 #include "trainer/run/code_reseed.h"
+#include "trainer/outputs/console_log.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -105,15 +106,15 @@ CodeReseedResult check_latent_codes(GanModels& models, torch::optim::Adam& optim
   if (comm.rank() != 0 || r.off_data == 0) return r;
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const auto count = [](int64_t n) { return static_cast<long long>(n); };
-  std::printf("distgan: step %lld: %lld of %lld latent codes drew off the data", count(step), count(r.off_data),
+  log_info("distgan: step %lld: %lld of %lld latent codes drew off the data", count(step), count(r.off_data),
               count(r.codes));
   if (r.reseeded > 0)
-    std::printf("; %lld of them, off at the last check too, are now copies of live codes", count(r.reseeded));
+    log_info("; %lld of them, off at the last check too, are now copies of live codes", count(r.reseeded));
   else if (r.settled)
-    std::printf("; none was off at the last check too");
+    log_info("; none was off at the last check too");
   else
-    std::printf(", more than half: not re-seeded yet");
-  std::printf(" (%.0f ms)\n", ms);
+    log_info(", more than half: not re-seeded yet");
+  log_info(" (%.0f ms)\n", ms);
   std::fflush(stdout);
   return r;
 }

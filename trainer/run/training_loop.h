@@ -1,14 +1,15 @@
-// The training run on every rank: data, models, the adversarial step, metrics, samples,
-// checkpoints, resume and preemption. All ranks execute the same schedule of collectives; rank 0
-// alone writes files.
+// The training run on every rank: set-up (trainer/run/run_setup.h), then for each step the step
+// itself (trainer/run/training_step.h) and the periodic tasks in their fixed order
+// (trainer/run/periodic_tasks.h), then the final checkpoint, model file and samples. All ranks
+// execute the same schedule of collectives; rank 0 alone writes files.
 #pragma once
 
-#include <stdexcept>
 #include <string>
 
 #include "cluster/world.h"
-#include "trainer/run/agreed_failure.h"
 #include "trainer/config/config.h"
+#include "trainer/run/agreed_failure.h"
+#include "trainer/run/fault_plan.h"
 
 namespace distgan {
 
@@ -22,8 +23,10 @@ enum class TrainingOutcome {
 };
 
 // Trains `config` on this rank of `world`. `resume` is "" (a new run), "auto" (the newest valid
-// checkpoint of the run directory, or a new run when there is none) or a checkpoint file. Throws
-// AgreedFailure for a refused resume, anything else on errors (the launcher aborts the job).
-TrainingOutcome run_training(const Config& config, const cluster::World& world, const std::string& resume = "");
+// checkpoint of the run directory, or a new run when there is none) or a checkpoint file. `faults`
+// are the test seams the launcher read from the environment. Throws AgreedFailure for a refused
+// resume, anything else on errors (the launcher aborts the job).
+TrainingOutcome run_training(const Config& config, const cluster::World& world, const std::string& resume = "",
+                             const FaultPlan& faults = {});
 
 }  // namespace distgan

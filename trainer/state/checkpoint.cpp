@@ -1,4 +1,5 @@
 #include "trainer/state/checkpoint.h"
+#include "trainer/outputs/console_log.h"
 
 #include <torch/version.h>
 
@@ -13,10 +14,8 @@
 #include "trainer/config/config_schema.h"
 #include "trainer/model/ema.h"
 #include "trainer/model/optimizer_state.h"
-
-#ifndef DISTGAN_VERSION
-#define DISTGAN_VERSION "unknown"
-#endif
+#include "trainer/state/module_tensors.h"
+#include "trainer/outputs/version.h"
 
 namespace distgan {
 
@@ -28,15 +27,8 @@ using data::DataError;
 constexpr int64_t kMaxCount = int64_t{1} << 53;  // integers that survive a round trip through double
 constexpr int64_t kMaxRngElements = int64_t{1} << 30;
 
-torch::Tensor host_copy(const torch::Tensor& t) { return t.detach().to(torch::kCPU).contiguous().clone(); }
-
-void snapshot_module(const std::string& prefix, torch::nn::Module& module, CheckpointData& out) {
-  for (const auto& p : module.named_parameters()) out.tensors.emplace_back(prefix + p.key(), host_copy(p.value()));
-  for (const auto& b : module.named_buffers()) out.tensors.emplace_back(prefix + b.key(), host_copy(b.value()));
-}
-
 void snapshot_adam(const std::string& prefix, torch::nn::Module& module, torch::optim::Adam& optimizer,
-                   CheckpointData& out) {
+                   TensorFileData& out) {
   for (const auto& p : module.named_parameters()) {
     const auto* state = find_adam_state(optimizer, p.value());
     if (state == nullptr) continue;  // no step taken yet
@@ -49,27 +41,7 @@ void snapshot_adam(const std::string& prefix, torch::nn::Module& module, torch::
   }
 }
 
-std::string join(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
-}
-
-void restore_module(CheckpointReader& reader, const std::string& prefix, torch::nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  std::set<std::string> expected;
-  auto load = [&](const std::string& name, torch::Tensor& target) {
-    expected.insert(prefix + name);
-    target.copy_(reader.read(prefix + name, target.scalar_type(), target.sizes().vec()));
-  };
-  for (auto& p : module.named_parameters()) load(p.key(), p.value());
-  for (auto& b : module.named_buffers()) load(b.key(), b.value());
-  for (const auto& name : reader.tensor_names(prefix))
-    if (!expected.count(name))
-      throw DataError(reader.path() + ": " + name + " is not part of this run's model: the checkpoint does not match");
-}
-
-void restore_adam(CheckpointReader& reader, const std::string& prefix, torch::nn::Module& module,
+void restore_adam(TensorFileReader& reader, const std::string& prefix, torch::nn::Module& module,
                   torch::optim::Adam& optimizer) {
   torch::NoGradGuard no_grad;
   for (const auto& p : module.named_parameters()) {
@@ -90,27 +62,28 @@ void restore_adam(CheckpointReader& reader, const std::string& prefix, torch::nn
 
 }  // namespace
 
-CheckpointData snapshot_checkpoint(const Config& config, const ModelSpec& spec, AdversarialStep& step,
+TensorFileData snapshot_checkpoint(const Config& config, const ModelSpec& spec, AdversarialStep& step,
                                    const TrainingPosition& position, const torch::Tensor& rng_states,
                                    int64_t dataset_size) {
-  CheckpointData out;
+  TensorFileData out;
   GanModels& models = step.models();
-  snapshot_module("generator/", *models.generator, out);
-  snapshot_module("discriminator/", *models.discriminator, out);
-  if (models.generator_ema) snapshot_module("generator_ema/", *models.generator_ema, out);
+  add_module_tensors("generator/", *models.generator, out);
+  add_module_tensors("discriminator/", *models.discriminator, out);
+  if (models.generator_ema) add_module_tensors("generator_ema/", *models.generator_ema, out);
   snapshot_adam("optimizer/generator/", *models.generator, step.optimizer_g(), out);
   snapshot_adam("optimizer/discriminator/", *models.discriminator, step.optimizer_d(), out);
   out.tensors.emplace_back("rng/noise", host_copy(rng_states));
   auto& a = out.attributes;
   a["config"] = print_config(config);
-  a["sample_shape"] = join(spec.sample_shape);
+  a["format"] = kCheckpointFormat;
+  a["sample_shape"] = shape_attribute(spec.sample_shape);
   a["step"] = std::to_string(position.step);
   a["epoch"] = std::to_string(position.epoch);
   a["epoch_position"] = std::to_string(position.epoch_position);
   a["samples_seen"] = std::to_string(position.samples_seen);
   a["world_size"] = std::to_string(rng_states.size(0));
   a["dataset_size"] = std::to_string(dataset_size);
-  a["distgan_version"] = DISTGAN_VERSION;
+  a["distgan_version"] = distgan_version();
   a["torch_version"] = TORCH_VERSION;
   char created[32];
   const std::time_t now = std::time(nullptr);
@@ -119,22 +92,11 @@ CheckpointData snapshot_checkpoint(const Config& config, const ModelSpec& spec, 
   return out;
 }
 
-CheckpointInfo read_checkpoint_info(const CheckpointReader& reader) {
+CheckpointInfo read_checkpoint_info(const TensorFileReader& reader) {
   CheckpointInfo info;
   info.path = reader.path();
   info.config = parse_config(reader.attribute("config"), reader.path() + " (its config)");
-  std::stringstream dims(reader.attribute("sample_shape"));
-  for (std::string item; std::getline(dims, item, ',');) {
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (end == item.c_str() || *end != '\0' || v <= 0 || v > (1 << 20))
-      throw DataError(reader.path() + ": attribute sample_shape '" + reader.attribute("sample_shape") +
-                      "' is not [D] or [C, H, W]");
-    info.sample_shape.push_back(v);
-  }
-  if (info.sample_shape.empty() || info.sample_shape.size() > 3)
-    throw DataError(reader.path() + ": attribute sample_shape '" + reader.attribute("sample_shape") +
-                    "' is not [D] or [C, H, W]");
+  info.sample_shape = parse_shape_attribute(reader.attribute("sample_shape"), reader.path());
   info.position.step = reader.integer_attribute("step", 0, kMaxCount);
   info.position.epoch = reader.integer_attribute("epoch", 0, kMaxCount);
   info.position.epoch_position = reader.integer_attribute("epoch_position", 0, kMaxCount);
@@ -147,18 +109,8 @@ CheckpointInfo read_checkpoint_info(const CheckpointReader& reader) {
 }
 
 bool resume_may_change(const std::string& key) {
-  static const std::set<std::string> sections{"checkpoint", "logging", "cluster"};
-  static const std::set<std::string> sections_more{"eval"};
-  static const std::set<std::string> keys{"training.steps",        "training.lr_g",         "training.lr_d",         "training.lr_schedule",
-                                          "training.lr_decay_start",
-                                          "training.betas_g",      "training.betas_d",      "training.amp",
-                                          "training.on_nonfinite", "training.max_consecutive_skips",
-                                          "training.ema.half_life_kimg", "training.ema.rampup",
-                                          "training.r1.gamma",     "training.top_k.keep",   "training.top_k.decay",     "training.r1.every",     "training.gp.lambda",
-                                          "training.code_reseed.every", "training.code_reseed.until",
-                                          "data.path",             "data.prefetch_batches", "data.chunk_cache_mb"};
-  if (sections_more.count(key.substr(0, key.find('.')))) return true;
-  return sections.count(key.substr(0, key.find('.'))) != 0 || keys.count(key) != 0;
+  const ConfigKey* found = find_config_key(key);
+  return found != nullptr && found->may_change_on_resume;
 }
 
 std::vector<std::string> config_differences(const Config& saved, const Config& current,
@@ -167,7 +119,7 @@ std::vector<std::string> config_differences(const Config& saved, const Config& c
   for (const auto& key : config_schema()) {
     const std::string before = key.get(saved), now = key.get(current);
     if (before == now) continue;
-    if (resume_may_change(key.path())) {
+    if (key.may_change_on_resume) {
       if (allowed_changes) allowed_changes->push_back(key.path() + ": " + before + " -> " + now);
     } else {
       refused.push_back(key.path() + ": checkpoint " + before + ", this run " + now);
@@ -176,17 +128,17 @@ std::vector<std::string> config_differences(const Config& saved, const Config& c
   return refused;
 }
 
-torch::Tensor restore_checkpoint(CheckpointReader& reader, AdversarialStep& step) {
+torch::Tensor restore_checkpoint(TensorFileReader& reader, AdversarialStep& step) {
   GanModels& models = step.models();
-  restore_module(reader, "generator/", *models.generator);
-  restore_module(reader, "discriminator/", *models.discriminator);
+  load_module_tensors(reader, "generator/", *models.generator);
+  load_module_tensors(reader, "discriminator/", *models.discriminator);
   if (models.generator_ema) {
     if (reader.tensor_names("generator_ema/").empty()) {  // EMA switched on at this resume: start from G
-      std::printf("distgan: %s has no generator EMA: the EMA starts from the generator\n", reader.path().c_str());
+      log_info("distgan: %s has no generator EMA: the EMA starts from the generator\n", reader.path().c_str());
       torch::NoGradGuard no_grad;
       ema_update(*models.generator_ema, *models.generator, 0.0);
     } else {
-      restore_module(reader, "generator_ema/", *models.generator_ema);
+      load_module_tensors(reader, "generator_ema/", *models.generator_ema);
     }
   }
   restore_adam(reader, "optimizer/generator/", *models.generator, step.optimizer_g());

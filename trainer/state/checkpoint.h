@@ -1,5 +1,5 @@
 // Training checkpoints: what goes into one, how a run is restored from one, and which checkpoint
-// `--resume auto` picks. The file format is trainer/state/checkpoint_file.h; the layout is
+// `--resume auto` picks. The file format is trainer/state/tensor_file.h; the layout is
 //   generator/<name>, discriminator/<name>                 parameters and buffers
 //   optimizer/{generator,discriminator}/<param>/{exp_avg,exp_avg_sq,step}   Adam state
 //   rng/noise                                               uint8 [world size, bytes]: every rank's noise generator
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "trainer/step/adversarial_step.h"
-#include "trainer/state/checkpoint_file.h"
+#include "trainer/state/tensor_file.h"
 #include "trainer/config/config.h"
 #include "trainer/model/models.h"
 
@@ -31,7 +31,7 @@ struct TrainingPosition {
 
 // A host copy of everything a checkpoint holds (taken on rank 0 in milliseconds; written later).
 // `rng_states` is [world size, bytes] uint8, one row per rank.
-CheckpointData snapshot_checkpoint(const Config& config, const ModelSpec& spec, AdversarialStep& step,
+TensorFileData snapshot_checkpoint(const Config& config, const ModelSpec& spec, AdversarialStep& step,
                                    const TrainingPosition& position, const torch::Tensor& rng_states,
                                    int64_t dataset_size);
 
@@ -46,11 +46,10 @@ struct CheckpointInfo {
   std::string distgan_version, torch_version;
 };
 
-CheckpointInfo read_checkpoint_info(const CheckpointReader& reader);
+CheckpointInfo read_checkpoint_info(const TensorFileReader& reader);
 
-// Keys of the configuration that a resumed run may change (learning rates and betas, total steps,
-// bf16 autocast, the non-finite policy, logging, checkpointing, cluster settings, the dataset's
-// location); every other key must match.
+// Whether a resumed run may change `key` ("training.lr_d"): the schema's resume column
+// (trainer/config/config_schema.cpp); false for unknown keys.
 bool resume_may_change(const std::string& key);
 
 // "model.ch: checkpoint 64, this run 32" for every key that must match and does not; the
@@ -60,7 +59,7 @@ std::vector<std::string> config_differences(const Config& saved, const Config& c
 
 // Loads parameters, buffers and optimizer state into `step` (every tensor's name, shape and dtype
 // checked first) and returns the rank RNG states ([world size, bytes] uint8). Throws DataError.
-torch::Tensor restore_checkpoint(CheckpointReader& reader, AdversarialStep& step);
+torch::Tensor restore_checkpoint(TensorFileReader& reader, AdversarialStep& step);
 
 // Checkpoint file names in a run directory: <run_dir>/checkpoints/ckpt_<step, 8 digits>.h5
 std::string checkpoint_directory(const std::string& run_dir);

@@ -21,7 +21,7 @@ CheckpointWriter::~CheckpointWriter() {
   thread_.join();
 }
 
-double CheckpointWriter::submit(std::string path, CheckpointData data) {
+double CheckpointWriter::submit(std::string path, TensorFileData data) {
   const auto start = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return !pending_ && !busy_; });
@@ -48,7 +48,7 @@ std::optional<WrittenCheckpoint> CheckpointWriter::take_completed() {
 
 void CheckpointWriter::run() {
   for (;;) {
-    std::pair<std::string, CheckpointData> job;
+    std::pair<std::string, TensorFileData> job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       changed_.wait(lock, [this] { return pending_ || stop_; });
@@ -64,7 +64,7 @@ void CheckpointWriter::run() {
       std::error_code ec;
       std::filesystem::create_directories(directory_, ec);
       if (ec) throw data::DataError(directory_ + ": cannot create the checkpoint directory: " + ec.message());
-      write_checkpoint_file(job.first, job.second);
+      write_tensor_file(job.first, job.second);
       written.path = job.first;
       const auto size = std::filesystem::file_size(job.first, ec);
       written.bytes = ec ? 0 : static_cast<int64_t>(size);

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "trainer/state/checkpoint_file.h"
+#include "trainer/state/tensor_file.h"
 
 namespace distgan {
 
@@ -30,7 +30,7 @@ class CheckpointWriter {
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
   // Queues `data` for `path`. Waits for the previous write first; returns the seconds waited.
-  double submit(std::string path, CheckpointData data);
+  double submit(std::string path, TensorFileData data);
   // Blocks until everything submitted is written (or has failed).
   void flush();
   // The last completed write, if any since the last call (for the log line).
@@ -45,7 +45,7 @@ class CheckpointWriter {
   int64_t keep_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::optional<std::pair<std::string, CheckpointData>> pending_;
+  std::optional<std::pair<std::string, TensorFileData>> pending_;
   bool busy_ = false, stop_ = false;
   std::optional<std::string> failure_;
   std::optional<WrittenCheckpoint> completed_;

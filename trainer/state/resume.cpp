@@ -1,4 +1,5 @@
 #include "trainer/state/resume.h"
+#include "trainer/outputs/console_log.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +18,7 @@ std::string join_shape(const std::vector<int64_t>& v) {
 
 ResumeSource open_verified(const std::string& path) {
   ResumeSource source;
-  source.reader = std::make_unique<CheckpointReader>(path);
+  source.reader = std::make_unique<TensorFileReader>(path);
   source.info = read_checkpoint_info(*source.reader);
   source.reader->verify_all();  // a damaged tensor is found before anything is loaded
   return source;
@@ -33,7 +34,7 @@ ResumeSource open_resume_source(const std::string& request, const std::string& r
     try {
       return open_verified(c.path);
     } catch (const std::exception& e) {  // damaged or unreadable: fall back to the previous one
-      std::fprintf(stderr, "distgan: warning: skipping checkpoint %s: %s\n", c.path.c_str(), e.what());
+      log_warning("distgan: warning: skipping checkpoint %s: %s\n", c.path.c_str(), e.what());
     }
   }
   if (!candidates.empty())

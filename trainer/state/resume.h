@@ -6,14 +6,14 @@
 #include <vector>
 
 #include "trainer/state/checkpoint.h"
-#include "trainer/state/checkpoint_file.h"
+#include "trainer/state/tensor_file.h"
 #include "trainer/config/config.h"
 
 namespace distgan {
 
 // The checkpoint a run resumes from, opened and verified.
 struct ResumeSource {
-  std::unique_ptr<CheckpointReader> reader;
+  std::unique_ptr<TensorFileReader> reader;
   CheckpointInfo info;
 };
 

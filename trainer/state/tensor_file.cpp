@@ -1,4 +1,4 @@
-#include "trainer/state/checkpoint_file.h"
+#include "trainer/state/tensor_file.h"
 
 #include <zlib.h>
 
@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <cstdio>
@@ -53,7 +54,7 @@ std::vector<DtypeInfo> dtypes() {
 DtypeInfo dtype_info(torch::ScalarType type, const std::string& where) {
   for (const auto& d : dtypes())
     if (d.type == type) return d;
-  throw DataError(where + ": dtype " + std::string(c10::toString(type)) + " cannot be stored in a checkpoint");
+  throw DataError(where + ": dtype " + std::string(c10::toString(type)) + " cannot be stored in a tensor file");
 }
 
 std::string shape_text(c10::IntArrayRef shape) {
@@ -92,7 +93,7 @@ bool parse_int(const std::string& text, int64_t& value) {
 // HDF5 1.10 does not recover from a failed write (the file stays half-closed and the library
 // crashes when it shuts down), so a full disk is found before HDF5 writes anything: the tensors, the
 // attributes and a margin for HDF5's own metadata must fit in the space the file system has free.
-void require_free_space(const std::string& path, const CheckpointData& data) {
+void require_free_space(const std::string& path, const TensorFileData& data) {
   uint64_t need = uint64_t{64} << 10;  // superblock, root group, heaps
   for (const auto& [name, t] : data.tensors) need += static_cast<uint64_t>(t.numel()) * t.element_size() + 512;
   for (const auto& [name, value] : data.attributes) need += value.size() + 256;
@@ -111,10 +112,31 @@ void require_free_space(const std::string& path, const CheckpointData& data) {
 
 }  // namespace
 
-void write_checkpoint_file(const std::string& path, const CheckpointData& data) {
+std::string shape_attribute(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s;
+}
+
+std::vector<int64_t> parse_shape_attribute(const std::string& text, const std::string& path,
+                                           const std::string& attribute) {
+  std::vector<int64_t> shape;
+  bool valid = !text.empty();
+  std::stringstream dims(text);
+  for (std::string item; valid && std::getline(dims, item, ',');) {
+    int64_t v = 0;
+    valid = parse_int(item, v) && v > 0 && v <= (1 << 20);
+    shape.push_back(v);
+  }
+  if (!valid || shape.empty() || shape.size() == 2 || shape.size() > 3)
+    throw DataError(path + ": attribute " + attribute + " '" + text + "' is not [D] or [C, H, W]");
+  return shape;
+}
+
+void write_tensor_file(const std::string& path, const TensorFileData& data) {
   data::h5_silence_errors();
   std::map<std::string, std::string> attributes = data.attributes;
-  attributes["format"] = kCheckpointFormat;
+  attributes.emplace("format", kCheckpointFormat);  // unless the caller names another kind
   std::string manifest;
   require_free_space(path, data);
   data::AtomicOutput out(path, /*overwrite=*/true);
@@ -155,13 +177,13 @@ void write_checkpoint_file(const std::string& path, const CheckpointData& data) 
   out.commit();
 }
 
-CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
+TensorFileReader::TensorFileReader(const std::string& path, const TensorFileKind& kind) : path_(path), kind_(kind) {
   data::h5_silence_errors();
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw DataError(path + ": no such checkpoint file");
+  if (!std::filesystem::exists(path, ec)) throw DataError(path + ": no such " + kind_.name + " file");
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     const std::string detail = data::h5_last_error();
-    throw DataError(path + ": not a readable HDF5 file (truncated or not a checkpoint)" +
+    throw DataError(path + ": not a readable HDF5 file (truncated or not a " + kind_.name + ")" +
                     (detail.empty() ? "" : ": " + detail));
   }
   file_ = h5_check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path + ": cannot open");
@@ -174,7 +196,7 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   }
 }
 
-void CheckpointReader::load_metadata() {
+void TensorFileReader::load_metadata() {
   const std::string& path = path_;
   std::vector<std::string> names;
   hsize_t index = 0;
@@ -183,15 +205,18 @@ void CheckpointReader::load_metadata() {
   for (const auto& name : names) attributes_[name] = data::h5_read_string_attribute(file_, name, path);
   const auto format = attributes_.find("format");
   if (format == attributes_.end())
-    throw DataError(path + ": attribute 'format' is missing: not a distgan checkpoint");
-  if (format->second != kCheckpointFormat)
-    throw DataError(path + ": format '" + format->second + "' is not a checkpoint this distgan reads (" +
-                    kCheckpointFormat + ")");
+    throw DataError(path + ": attribute 'format' is missing: not a distgan " + kind_.name);
+  if (std::find(kind_.formats.begin(), kind_.formats.end(), format->second) == kind_.formats.end()) {
+    std::string accepted;
+    for (const auto& f : kind_.formats) accepted += (accepted.empty() ? "" : " or ") + f;
+    throw DataError(path + ": format '" + format->second + "' is not a " + kind_.name + " this distgan reads (" +
+                    accepted + ")");
+  }
   const std::string stored = attribute("checksum");
   const std::string actual = hex(attributes_checksum(attributes_));
   if (stored != actual)
     throw DataError(path + ": checksum mismatch (file says " + stored + ", content gives " + actual +
-                    "): the checkpoint is corrupt or was modified");
+                    "): the " + kind_.name + " is corrupt or was modified");
   std::istringstream lines(attribute("manifest"));
   std::string line;
   for (size_t order = 0; std::getline(lines, line); ++order) {
@@ -215,17 +240,17 @@ void CheckpointReader::load_metadata() {
   }
 }
 
-CheckpointReader::~CheckpointReader() {
+TensorFileReader::~TensorFileReader() {
   if (file_ >= 0) H5Fclose(file_);
 }
 
-const std::string& CheckpointReader::attribute(const std::string& name) const {
+const std::string& TensorFileReader::attribute(const std::string& name) const {
   const auto it = attributes_.find(name);
   if (it == attributes_.end()) throw DataError(path_ + ": attribute '" + name + "' is missing");
   return it->second;
 }
 
-int64_t CheckpointReader::integer_attribute(const std::string& name, int64_t min, int64_t max) const {
+int64_t TensorFileReader::integer_attribute(const std::string& name, int64_t min, int64_t max) const {
   const std::string& text = attribute(name);
   int64_t v = 0;
   if (!parse_int(text, v) || v < min || v > max)
@@ -234,7 +259,7 @@ int64_t CheckpointReader::integer_attribute(const std::string& name, int64_t min
   return v;
 }
 
-std::vector<std::string> CheckpointReader::tensor_names(const std::string& prefix) const {
+std::vector<std::string> TensorFileReader::tensor_names(const std::string& prefix) const {
   std::vector<std::pair<size_t, std::string>> found;
   for (const auto& [name, e] : manifest_)
     if (name.compare(0, prefix.size(), prefix) == 0) found.emplace_back(e.order, name);
@@ -244,16 +269,16 @@ std::vector<std::string> CheckpointReader::tensor_names(const std::string& prefi
   return names;
 }
 
-std::vector<int64_t> CheckpointReader::shape(const std::string& name) const {
+std::vector<int64_t> TensorFileReader::shape(const std::string& name) const {
   const auto it = manifest_.find(name);
-  if (it == manifest_.end()) throw DataError(path_ + ": " + name + " is missing: the checkpoint does not match");
+  if (it == manifest_.end()) throw DataError(path_ + ": " + name + " is missing: the " + kind_.name + " does not match");
   return it->second.shape;
 }
 
-torch::Tensor CheckpointReader::read(const std::string& name, torch::ScalarType dtype,
+torch::Tensor TensorFileReader::read(const std::string& name, torch::ScalarType dtype,
                                      const std::vector<int64_t>& expected_shape) {
   const auto it = manifest_.find(name);
-  if (it == manifest_.end()) throw DataError(path_ + ": " + name + " is missing: the checkpoint does not match");
+  if (it == manifest_.end()) throw DataError(path_ + ": " + name + " is missing: the " + kind_.name + " does not match");
   if (it->second.shape != expected_shape)
     throw DataError(path_ + ": " + name + " has shape " + shape_text(it->second.shape) + " but this run expects " +
                     shape_text(expected_shape));
@@ -263,7 +288,7 @@ torch::Tensor CheckpointReader::read(const std::string& name, torch::ScalarType 
   return read_checked(name, it->second);
 }
 
-torch::Tensor CheckpointReader::read_any_shape(const std::string& name, torch::ScalarType dtype, int64_t max_elements) {
+torch::Tensor TensorFileReader::read_any_shape(const std::string& name, torch::ScalarType dtype, int64_t max_elements) {
   const std::vector<int64_t> s = shape(name);
   int64_t n = 1;
   for (const int64_t d : s) n = d == 0 ? 0 : (n > max_elements / d ? max_elements + 1 : n * d);
@@ -273,11 +298,11 @@ torch::Tensor CheckpointReader::read_any_shape(const std::string& name, torch::S
   return read(name, dtype, s);
 }
 
-void CheckpointReader::verify_all() {
+void TensorFileReader::verify_all() {
   for (const auto& name : tensor_names()) read_checked(name, manifest_.at(name));
 }
 
-torch::Tensor CheckpointReader::read_checked(const std::string& name, const Entry& e) {
+torch::Tensor TensorFileReader::read_checked(const std::string& name, const Entry& e) {
   const std::string where = path_ + ": " + name;
   H5Handle set(h5_check(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), where + " (listed in the manifest)"), H5Dclose);
   H5Handle space(h5_check(H5Dget_space(set.get()), where), H5Sclose);
@@ -294,7 +319,7 @@ torch::Tensor CheckpointReader::read_checked(const std::string& name, const Entr
   const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
   if (bytes > 0) h5_check(H5Dread(set.get(), d.memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()), where);
   if (crc32_of(t.data_ptr(), bytes) != e.crc)
-    throw DataError(where + ": crc32 mismatch: the checkpoint is corrupt");
+    throw DataError(where + ": crc32 mismatch: the " + kind_.name + " is corrupt");
   return t;
 }
 

@@ -1,0 +1,81 @@
+// Everything a training run holds between steps, on every rank: made by set_up_run
+// (trainer/run/run_setup.h), advanced by run_training_step (trainer/run/training_step.h), read
+// and written by the periodic tasks (trainer/run/periodic_tasks.h). Members marked "rank 0" are
+// null elsewhere: only rank 0 writes files.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "cluster/communicator.h"
+#include "cluster/world.h"
+#include "data/prefetch_loader.h"
+#include "trainer/config/config.h"
+#include "trainer/eval/evaluation.h"
+#include "trainer/model/models.h"
+#include "trainer/outputs/run_outputs.h"
+#include "trainer/run/fault_plan.h"
+#include "trainer/run/interval_metrics.h"
+#include "trainer/state/checkpoint.h"
+#include "trainer/state/checkpoint_writer.h"
+#include "trainer/step/adversarial_step.h"
+
+namespace distgan {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// The non-finite policy's memory: steps in a row with a skipped update (training.max_consecutive_skips).
+struct SkipCount {
+  int64_t consecutive = 0;
+  int64_t last_step = -1;  // the last step with a skipped update
+};
+
+struct RunState {
+  Config config;
+  const cluster::World* world = nullptr;
+  FaultPlan faults;
+  std::filesystem::path run_dir;
+  std::unique_ptr<cluster::Communicator> comm;
+  std::unique_ptr<data::PrefetchLoader> loader;
+  std::unique_ptr<AdversarialStep> step;
+  ModelSpec spec;
+  torch::Device device = torch::kCPU;
+  at::Generator noise;  // this rank's: on the host, so its state is checkpointed alike on CPU and GPU
+  int64_t global_batch = 0, per_rank_batch = 0;
+  int threads = 1;
+
+  TrainingPosition position;  // after the last completed step
+  int64_t last_batch_epoch = 0;  // the epoch of the last batch read (for the log line)
+  int resumed_world_size = 0;  // 0: a new run
+  Interval interval;           // since the last log line
+  SkipCount skips;
+
+  torch::Tensor fixed_noise, fixed_labels;  // the samples of every grid (labels: conditional models)
+  torch::Tensor real_points;                // rank 0, 2-D data: reals for scatter plots and code re-seeding
+
+  std::unique_ptr<RunOutputs> outputs;      // rank 0
+  std::unique_ptr<Evaluator> evaluator;     // rank 0, with eval.every
+  std::unique_ptr<CheckpointWriter> writer;  // rank 0
+  int64_t last_checkpoint_step = -1;
+  double last_checkpoint_stall_s = 0;  // rank 0: how long the last snapshot paused training
+  bool checkpoint_failed = false;      // rank 0: a write failed and checkpoint.on_error is abort
+  bool preempted = false;              // every rank agreed to stop after this step's checkpoint
+
+  Clock::time_point started = Clock::now();
+
+  bool is_root() const { return world->rank() == 0; }
+  int rank() const { return world->rank(); }
+  int world_size() const { return world->size(); }
+};
+
+}  // namespace distgan
