@@ -33,7 +33,7 @@ $(DATA): | build
 
 # A few minutes of DCGAN training on 2 ranks bound to cores; rank 0 prints where the results are.
 # Each demo is a new run: the previous demo's run directory is removed first (a new run refuses a
-# directory that already holds checkpoints; see --resume in the README).
+# directory that already holds checkpoints; see --resume in docs/training-and-checkpoints.md).
 demo: build $(DATA)
 	$(DISTGAN) inspect $(DATA)
 	rm -rf $(RUN_DIR)

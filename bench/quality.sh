@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GAN-quality measurements of the README, reproduced: the shipped configs trained on 2 ranks,
+# The GAN-quality measurements of docs/benchmarks.md, reproduced: the shipped configs trained on 2 ranks,
 # then `distgan eval` on each final model.
 #   2-D mixtures: configs/grid2d.yaml and configs/ring2d.yaml over SEEDS (modes captured, share of
 #     high-quality samples, each seed)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages distgan needs (see DESIGN.md "Dependencies").
+# Installs the Debian 12 packages distgan needs (docs/clusters-and-gpus.md lists them with what each is for).
 # Idempotent: packages already installed are left alone; prints what it did.
 #   --with-slurm   also install Slurm and munge (for the job-script tests)
 #   --with-peer    also install python3-torch (the PyTorch peer of the benchmarks)

@@ -1,4 +1,4 @@
-// Writes a dataset file in distgan's HDF5 layout (see README "Dataset files"):
+// Writes a dataset file in distgan's HDF5 layout (docs/datasets.md):
 //   /images  uint8 [N, C, H, W]  or  /samples float32 [N, D]
 //   /labels  int64 [N]            (optional)
 // chunked in small groups of samples (random access decompresses little) and deflate-compressed,

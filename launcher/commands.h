@@ -10,7 +10,7 @@ namespace distgan::launcher {
 
 using Runner = std::function<int()>;
 
-// Exit codes shared by every subcommand (documented in the README).
+// Exit codes shared by every subcommand (documented in docs/training-and-checkpoints.md).
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;       // runtime failure: data, I/O, MPI
 constexpr int kExitUsage = 2;       // bad command line or configuration

@@ -1,29 +1,12 @@
 #include "trainer/step/adversarial_step.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "trainer/model/autocast.h"
 #include "trainer/model/ema.h"
-#include "trainer/model/optimizer_state.h"
 
 namespace distgan {
-
-namespace {
-
-std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
-  std::vector<torch::Tensor> stats;
-  for (auto& b : module.named_buffers()) {
-    const std::string& name = b.key();
-    if (name.size() >= 12 && (name.compare(name.size() - 12, 12, "running_mean") == 0)) stats.push_back(b.value());
-    if (name.size() >= 11 && (name.compare(name.size() - 11, 11, "running_var") == 0)) stats.push_back(b.value());
-  }
-  return stats;
-}
-
-}  // namespace
 
 AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, const StepOptions& options)
     : models_(std::move(models)), comm_(comm), options_(options) {
@@ -33,39 +16,7 @@ AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, 
   opt_d_ = std::make_unique<torch::optim::Adam>(
       models_.discriminator->parameters(),
       torch::optim::AdamOptions(options.lr_d).betas({options.betas_d[0], options.betas_d[1]}));
-  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, options.bucket_bytes);
-  reduce_d_ =
-      std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, options.bucket_bytes);
-}
-
-void AdversarialStep::broadcast_from_root() {
-  torch::NoGradGuard no_grad;
-  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get(),
-                               models_.generator_ema ? models_.generator_ema.ptr().get() : nullptr}) {
-    if (m == nullptr) continue;
-    for (auto& p : m->parameters()) comm_.broadcast(p, 0);
-    for (auto& b : m->buffers()) comm_.broadcast(b, 0);
-  }
-  broadcast_optimizer_state(*opt_g_, models_.generator->parameters());
-  broadcast_optimizer_state(*opt_d_, models_.discriminator->parameters());
-}
-
-// Adam's state after a resume exists on rank 0 only: first the step counts (-1: no state yet), then
-// the moments of every parameter that has state.
-void AdversarialStep::broadcast_optimizer_state(torch::optim::Adam& optimizer, const std::vector<torch::Tensor>& params) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor steps = torch::full({static_cast<int64_t>(params.size())}, -1, torch::kInt64);
-  for (size_t i = 0; i < params.size(); ++i)
-    if (const auto* state = find_adam_state(optimizer, params[i])) steps[static_cast<int64_t>(i)] = state->step();
-  comm_.broadcast(steps, 0);
-  const auto counts = steps.accessor<int64_t, 1>();
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (counts[static_cast<int64_t>(i)] < 0) continue;
-    auto& state = adam_state(optimizer, params[i]);
-    state.step(counts[static_cast<int64_t>(i)]);
-    comm_.broadcast(state.exp_avg(), 0);
-    comm_.broadcast(state.exp_avg_sq(), 0);
-  }
+  sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes);
 }
 
 torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step) {
@@ -79,7 +30,7 @@ torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const t
 DStepStats AdversarialStep::d_step(const DStepInput& in) {
   auto& d = models_.discriminator;
   d->train();
-  reduce_d_->zero_grad();
+  sync_->reducer_d().zero_grad();
   const bool r1 = in.apply_r1 && options_.r1_gamma > 0;
   // R1 needs the gradient of D(real) with respect to the real images: a leaf that requires grad.
   const torch::Tensor real = r1 ? in.real.detach().requires_grad_(true) : in.real;
@@ -112,12 +63,9 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
   }
   loss.backward();
   stats.loss_d = loss.item<double>();
-  // Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so.
-  const double mean_loss = reduce_d_->average_gradients(stats.loss_d);
-  comm_seconds_ += reduce_d_->last_wait_seconds();
-  stats.grad_norm = reduce_d_->gradient_norm();
-  stats.skipped = !std::isfinite(mean_loss) || !std::isfinite(stats.grad_norm);
-  if (!stats.skipped) opt_d_->step();
+  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_d(), *opt_d_, stats.loss_d);
+  stats.grad_norm = update.grad_norm;
+  stats.skipped = update.skipped;
   stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
   stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
   return stats;
@@ -128,7 +76,7 @@ double top_k_share(double keep, double decay, int64_t epoch) {
 }
 
 GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share) {
-  reduce_g_->zero_grad();
+  sync_->reducer_g().zero_grad();
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
   auto d_params = models_.discriminator->parameters();
@@ -152,19 +100,10 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tenso
   for (auto& p : d_params) p.requires_grad_(true);
   GStepStats stats;
   stats.loss_g = loss.item<double>();
-  const double mean_loss = reduce_g_->average_gradients(stats.loss_g);
-  comm_seconds_ += reduce_g_->last_wait_seconds();
-  stats.grad_norm = reduce_g_->gradient_norm();
-  stats.skipped = !std::isfinite(mean_loss) || !std::isfinite(stats.grad_norm);
-  if (!stats.skipped) opt_g_->step();
+  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_, stats.loss_g);
+  stats.grad_norm = update.grad_norm;
+  stats.skipped = update.skipped;
   return stats;
-}
-
-void AdversarialStep::average_batchnorm_statistics() {
-  torch::NoGradGuard no_grad;
-  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()})
-    for (auto& t : batchnorm_running_stats(*m)) comm_.allreduce(t, {cluster::ReduceOp::kAverage})->wait();
-  if (models_.generator_ema) ema_copy_buffers(*models_.generator_ema, *models_.generator);
 }
 
 double linear_decay_factor(int64_t step, int64_t steps, double decay_start) {
@@ -190,39 +129,6 @@ torch::Tensor AdversarialStep::sample(const torch::Tensor& z, const torch::Tenso
   torch::Tensor out = generate(g, z, labels);
   models_.generator->train();
   return out;
-}
-
-std::string AdversarialStep::compare_replicas() {
-  std::vector<std::string> names;
-  std::vector<double> sums;
-  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"generator/", models_.generator.ptr().get()},
-                                                                  {"discriminator/", models_.discriminator.ptr().get()}};
-  if (models_.generator_ema) modules.emplace_back("generator_ema/", models_.generator_ema.ptr().get());
-  for (const auto& [prefix, module] : modules) {
-    auto add = [&](const std::string& name, const torch::Tensor& t) {
-      const torch::Tensor host = t.detach().to(torch::kCPU).contiguous();
-      names.push_back(prefix + name);
-      sums.push_back(static_cast<double>(
-          crc32(0, static_cast<const Bytef*>(host.data_ptr()), static_cast<uInt>(host.numel() * host.element_size()))));
-    };
-    // Parameters only: BatchNorm running statistics differ between ranks by design until averaged.
-    for (const auto& p : module->named_parameters()) add(p.key(), p.value());
-  }
-  const std::vector<double> all = comm_.allgather(sums);
-  const size_t n = sums.size();
-  for (size_t i = 0; i < n; ++i) {
-    std::string differing;
-    for (int r = 1; r < comm_.size(); ++r)
-      if (all[static_cast<size_t>(r) * n + i] != all[i]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
-    if (!differing.empty()) return names[i] + " differs between rank 0 and rank(s) " + differing;
-  }
-  return "";
-}
-
-double AdversarialStep::take_communication_seconds() {
-  const double s = comm_seconds_;
-  comm_seconds_ = 0;
-  return s;
 }
 
 }  // namespace distgan

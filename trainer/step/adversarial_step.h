@@ -1,4 +1,4 @@
-// The adversarial step on one rank, in lock-step with every other rank (DESIGN.md):
+// The adversarial step on one rank, in lock-step with every other rank:
 //   fake = G(z)
 //   D step: loss_D(D(real), D(fake.detach())) -> backward -> average D grads -> Adam step
 //   G step: loss_G(D(fake))                   -> backward -> average G grads -> Adam step -> EMA update
@@ -6,8 +6,9 @@
 // (every r1_every-th D step, weighted gamma / 2 * r1_every) and WGAN-GP's penalty are added to D's
 // loss before its single backward.
 // Replicas start identical (broadcast from rank 0) and stay identical: the same averaged gradient
-// goes into the same optimizer everywhere. BatchNorm uses each rank's own batch statistics while
-// training; average_batchnorm_statistics() makes the running statistics equal before they are used.
+// goes into the same optimizer everywhere (trainer/step/replica_sync.h). BatchNorm uses each rank's
+// own batch statistics while training; average_batchnorm_statistics() makes the running statistics
+// equal before they are used.
 #pragma once
 
 #include <torch/torch.h>
@@ -16,6 +17,7 @@
 
 #include "cluster/communicator.h"
 #include "cluster/gradient_buckets.h"
+#include "trainer/step/replica_sync.h"
 #include "trainer/model/losses.h"
 #include "trainer/model/models.h"
 
@@ -67,9 +69,15 @@ double top_k_share(double keep, double decay, int64_t epoch);
 class AdversarialStep {
  public:
   AdversarialStep(GanModels models, cluster::Communicator& comm, const StepOptions& options);
+  AdversarialStep(const AdversarialStep&) = delete;  // its ReplicaSync refers to models_
+  AdversarialStep& operator=(const AdversarialStep&) = delete;
 
-  // Rank 0's parameters, buffers and optimizer state to every rank.
-  void broadcast_from_root();
+  // Replica management (trainer/step/replica_sync.h), here for the callers' convenience.
+  ReplicaSync& replicas() { return *sync_; }
+  void broadcast_from_root() { sync_->broadcast_from_root(*opt_g_, *opt_d_); }
+  void average_batchnorm_statistics() { sync_->average_batchnorm_statistics(); }
+  std::string compare_replicas() { return sync_->compare_replicas(); }
+  double take_communication_seconds() { return sync_->take_communication_seconds(); }
 
   // G(z, labels) for the step. With `for_g_step` the graph is kept so g_step() can backpropagate.
   torch::Tensor generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step);
@@ -86,12 +94,6 @@ class AdversarialStep {
   // Moves G's EMA (if the models have one) towards G with this beta (trainer/model/ema.h).
   void update_ema(double beta);
 
-  // Averages BatchNorm running statistics across ranks (a collective: every rank calls it).
-  void average_batchnorm_statistics();
-  // Compares a checksum (crc32 of the bytes) of every parameter across ranks (one
-  // allgather); returns "" when all replicas are identical, else which tensor differs first and on
-  // which ranks. Every rank gets the same answer.
-  std::string compare_replicas();
   // G(z, labels) in eval mode without gradients (for samples): the EMA generator when the models
   // have one and use_ema is set.
   torch::Tensor sample(const torch::Tensor& z, const torch::Tensor& labels = {}, bool use_ema = true);
@@ -99,18 +101,13 @@ class AdversarialStep {
   GanModels& models() { return models_; }
   torch::optim::Adam& optimizer_g() { return *opt_g_; }
   torch::optim::Adam& optimizer_d() { return *opt_d_; }
-  // Seconds waited for gradient all-reduces since the last call (and resets the count).
-  double take_communication_seconds();
 
  private:
-  void broadcast_optimizer_state(torch::optim::Adam& optimizer, const std::vector<torch::Tensor>& params);
-
   GanModels models_;
   cluster::Communicator& comm_;
   StepOptions options_;
   std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
-  std::unique_ptr<cluster::GradientReducer> reduce_g_, reduce_d_;
-  double comm_seconds_ = 0;
+  std::unique_ptr<ReplicaSync> sync_;  // after models_: it refers to them
 };
 
 }  // namespace distgan

@@ -1,0 +1,115 @@
+#include "trainer/step/replica_sync.h"
+
+#include <zlib.h>
+
+#include <cmath>
+
+#include "trainer/model/ema.h"
+#include "trainer/model/optimizer_state.h"
+
+namespace distgan {
+
+namespace {
+
+std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
+  std::vector<torch::Tensor> stats;
+  for (auto& b : module.named_buffers()) {
+    const std::string& name = b.key();
+    if (name.size() >= 12 && (name.compare(name.size() - 12, 12, "running_mean") == 0)) stats.push_back(b.value());
+    if (name.size() >= 11 && (name.compare(name.size() - 11, 11, "running_var") == 0)) stats.push_back(b.value());
+  }
+  return stats;
+}
+
+}  // namespace
+
+ReplicaSync::ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes)
+    : models_(models), comm_(comm) {
+  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, bucket_bytes);
+  reduce_d_ = std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, bucket_bytes);
+}
+
+// Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so, and
+// every rank then skips the same update.
+AveragedUpdate ReplicaSync::apply_averaged_update(cluster::GradientReducer& reducer, torch::optim::Adam& optimizer,
+                                                  double loss) {
+  const double mean_loss = reducer.average_gradients(loss);
+  comm_seconds_ += reducer.last_wait_seconds();
+  AveragedUpdate update;
+  update.grad_norm = reducer.gradient_norm();
+  update.skipped = !std::isfinite(mean_loss) || !std::isfinite(update.grad_norm);
+  if (!update.skipped) optimizer.step();
+  return update;
+}
+
+void ReplicaSync::broadcast_from_root(torch::optim::Adam& optimizer_g, torch::optim::Adam& optimizer_d) {
+  torch::NoGradGuard no_grad;
+  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get(),
+                               models_.generator_ema ? models_.generator_ema.ptr().get() : nullptr}) {
+    if (m == nullptr) continue;
+    for (auto& p : m->parameters()) comm_.broadcast(p, 0);
+    for (auto& b : m->buffers()) comm_.broadcast(b, 0);
+  }
+  broadcast_optimizer_state(optimizer_g, models_.generator->parameters());
+  broadcast_optimizer_state(optimizer_d, models_.discriminator->parameters());
+}
+
+// Adam's state after a resume exists on rank 0 only: first the step counts (-1: no state yet), then
+// the moments of every parameter that has state.
+void ReplicaSync::broadcast_optimizer_state(torch::optim::Adam& optimizer, const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor steps = torch::full({static_cast<int64_t>(params.size())}, -1, torch::kInt64);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (const auto* state = find_adam_state(optimizer, params[i])) steps[static_cast<int64_t>(i)] = state->step();
+  comm_.broadcast(steps, 0);
+  const auto counts = steps.accessor<int64_t, 1>();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (counts[static_cast<int64_t>(i)] < 0) continue;
+    auto& state = adam_state(optimizer, params[i]);
+    state.step(counts[static_cast<int64_t>(i)]);
+    comm_.broadcast(state.exp_avg(), 0);
+    comm_.broadcast(state.exp_avg_sq(), 0);
+  }
+}
+
+void ReplicaSync::average_batchnorm_statistics() {
+  torch::NoGradGuard no_grad;
+  for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get()})
+    for (auto& t : batchnorm_running_stats(*m)) comm_.allreduce(t, {cluster::ReduceOp::kAverage})->wait();
+  if (models_.generator_ema) ema_copy_buffers(*models_.generator_ema, *models_.generator);
+}
+
+std::string ReplicaSync::compare_replicas() {
+  std::vector<std::string> names;
+  std::vector<double> sums;
+  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"generator/", models_.generator.ptr().get()},
+                                                                  {"discriminator/", models_.discriminator.ptr().get()}};
+  if (models_.generator_ema) modules.emplace_back("generator_ema/", models_.generator_ema.ptr().get());
+  for (const auto& [prefix, module] : modules) {
+    auto add = [&](const std::string& name, const torch::Tensor& t) {
+      const torch::Tensor host = t.detach().to(torch::kCPU).contiguous();
+      names.push_back(prefix + name);
+      sums.push_back(static_cast<double>(
+          crc32(0, static_cast<const Bytef*>(host.data_ptr()), static_cast<uInt>(host.numel() * host.element_size()))));
+    };
+    // Parameters only: BatchNorm running statistics differ between ranks by design until averaged.
+    for (const auto& p : module->named_parameters()) add(p.key(), p.value());
+  }
+  const std::vector<double> all = comm_.allgather(sums);
+  const size_t n = sums.size();
+  for (size_t i = 0; i < n; ++i) {
+    std::string differing;
+    for (int r = 1; r < comm_.size(); ++r)
+      if (all[static_cast<size_t>(r) * n + i] != all[i]) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
+    if (!differing.empty()) return names[i] + " differs between rank 0 and rank(s) " + differing;
+  }
+  return "";
+}
+
+double ReplicaSync::take_communication_seconds() {
+  const double s = comm_seconds_;
+  comm_seconds_ = 0;
+  return s;
+}
+
+}  // namespace distgan
