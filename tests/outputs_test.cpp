@@ -8,6 +8,7 @@
 
 #include "data/data_error.h"
 #include "tests/test_util.h"
+#include "trainer/outputs/console_log.h"
 #include "trainer/outputs/metrics_log.h"
 #include "trainer/state/tensor_file.h"
 #include "trainer/eval/classifier.h"
@@ -108,6 +109,26 @@ TEST(ModelFile, AFileForAnotherModelIsRefusedNamingTheTensor) {
               std::string::npos)
         << e.what();
   }
+}
+
+TEST(ConsoleLog, TheLevelFiltersInfoAndWarningLines) {
+  EXPECT_EQ(parse_log_level("warn"), LogLevel::kWarn);
+  EXPECT_THROW(parse_log_level("verbose"), std::invalid_argument);
+  set_log_level(LogLevel::kWarn);
+  EXPECT_FALSE(log_enabled(LogLevel::kInfo));
+  EXPECT_TRUE(log_enabled(LogLevel::kWarn));
+  ::testing::internal::CaptureStdout();
+  log_info("distgan: hidden %d\n", 1);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
+  set_log_level(LogLevel::kInfo);
+  ::testing::internal::CaptureStdout();
+  log_info("distgan: shown %d\n", 2);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "distgan: shown 2\n");
+  set_log_level(LogLevel::kError);
+  ::testing::internal::CaptureStderr();
+  log_warning("distgan: warning: hidden\n");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  set_log_level(LogLevel::kInfo);
 }
 
 // tests/data/model-v1-mlp.h5 was written by distgan before the tensor-file format (format

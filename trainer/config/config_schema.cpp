@@ -244,7 +244,9 @@ std::vector<ConfigKey> build_schema() {
       may_change_on_resume(int_key("logging", &C::logging, "every", &L::every, 1, kBig, "log metrics every this many steps")),
       may_change_on_resume(int_key("logging", &C::logging, "sample_every", &L::sample_every, 0, kBig,
                 "write a sample grid every this many steps (0: never)")),
-      may_change_on_resume(string_key("logging", &C::logging, "level", &L::level, {"debug", "info", "warn", "error"}, "log level")),
+      may_change_on_resume(string_key("logging", &C::logging, "level", &L::level, {"debug", "info", "warn", "error"},
+                 "console lines: info shows progress, metrics lines and checkpoints; warn only warnings; "
+                 "errors always")),
 
       may_change_on_resume(string_key("cluster", &C::cluster, "backend", &U::backend, {"auto", "mpi", "nccl"},
                    "collectives: auto is nccl on CUDA devices when compiled in, mpi otherwise")),
