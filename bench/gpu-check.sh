@@ -23,7 +23,8 @@ tolerance=${TOLERANCE:-0.02}
 # What the build needs from Debian 12 beyond a CUDA machine's base system: the -dev packages and the
 # runtime libraries they link against (Open MPI's transports included), without compilers.
 packages=(libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libaec0 libsz2 libcurl4 libbrotli1 libldap-2.5-0 libnghttp2-14
-  libpsl5 librtmp1 libsasl2-2 libsasl2-modules-db libssh2-1 libjpeg62-turbo
+  libpsl5 librtmp1 libsasl2-2 libsasl2-modules-db libssh2-1 libjpeg62-turbo libjpeg62-turbo-dev
+  libexif-dev libexif12 libwebp-dev libwebp7 libwebpdemux2 libwebpmux3 pkg-config libpkgconf3 pkgconf pkgconf-bin
   libyaml-cpp-dev libyaml-cpp0.7 libpng-dev libpng16-16 zlib1g-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest
   libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix-dev libpmix2 libhwloc15 libevent-2.1-7

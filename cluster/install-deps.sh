@@ -29,10 +29,11 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   libhdf5-dev libyaml-cpp-dev libgtest-dev libpng-dev zlib1g-dev
+  libjpeg62-turbo-dev libexif-dev libwebp-dev
   libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist
   libprotobuf-dev protobuf-compiler python3-protobuf
-  python3-h5py python3-numpy
+  python3-h5py python3-numpy python3-pil
 )
 [ "$with_peer" = 1 ] && packages+=(python3-torch)
 # shellcheck disable=SC2206

@@ -1,6 +1,6 @@
 // Importers that turn source data into DatasetContents for write_dataset_file:
-// IDX files (MNIST, Fashion-MNIST; gzip-compressed or raw), NumPy .npy arrays, and synthetic 2-D
-// Gaussian mixtures. Each validates its input fully and throws DataError naming the file.
+// IDX files (MNIST, Fashion-MNIST; gzip-compressed or raw), NumPy .npy arrays, CIFAR-10's binary
+// files, and synthetic 2-D Gaussian mixtures (image folders: data/image_folder.h). Each validates its input fully and throws DataError naming the file.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +39,12 @@ NpyArray read_npy(const std::string& path);
 //         float32/float64 [N, D] -> /samples float32 [N, D].
 // labels: integer [N] .npy or "" for none.
 DatasetContents import_npy(const std::string& data_path, const std::string& labels_path, bool nhwc);
+
+// CIFAR-10's binary version in `dir` (or its cifar-10-batches-bin/ sub-folder): split "train"
+// (data_batch_1..5.bin) or "test" (test_batch.bin) -> /images uint8 [N, 3, 32, 32], /labels, and
+// the class names (batches.meta.txt, else the standard ten) as the attribute "class_names".
+// Files that hold a whole number of records other than 10,000 add a line to `warnings`.
+DatasetContents import_cifar10(const std::string& dir, const std::string& split, std::vector<std::string>& warnings);
 
 // Synthetic 2-D mixtures with the VEEGAN/PacGAN protocol's geometry:
 //   ring: 8 modes on a circle of radius 2, std 0.02;  grid: 5x5 modes at {-4,-2,0,2,4}^2, std 0.05.

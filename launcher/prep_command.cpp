@@ -1,12 +1,17 @@
 // `distgan prep`: import a dataset into distgan's HDF5 layout.
+#include <torch/torch.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <filesystem>
 
 #include "data/atomic_file.h"
 #include "data/dataset_reader.h"
 #include "data/dataset_writer.h"
+#include "data/image_folder.h"
 #include "data/importers.h"
 #include "launcher/commands.h"
 
@@ -24,6 +29,8 @@ struct PrepOptions {
   int64_t samples = 100000;
   uint64_t seed = 0;
   double std = -1;
+  data::ImageFolderOptions images_dir;
+  std::string crop = "center", label_mode = "none", on_error = "skip";
 };
 
 int write_and_report(const data::DatasetContents& contents, const PrepOptions& o) {
@@ -41,6 +48,48 @@ int write_and_report(const data::DatasetContents& contents, const PrepOptions& o
 void check_output(const PrepOptions& o) {
   if (!o.force && std::filesystem::exists(o.out))
     throw data::DataError(o.out + ": file exists; refusing to overwrite it (pass --force to replace it)");
+}
+
+std::string clock_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return text;
+}
+
+// `prep images`: progress on a terminal as one line rewritten twice a second, otherwise a line
+// every 5 s; each skipped file as one warning line.
+int prep_images(PrepOptions& o) {
+  const bool terminal = isatty(STDERR_FILENO) != 0;
+  data::ImageFolderOptions& io = o.images_dir;
+  io.crop = o.crop == "none" ? data::CropMode::kNone : data::CropMode::kCenter;
+  io.labels_from_folders = o.label_mode == "folders";
+  io.abort_on_error = o.on_error == "abort";
+  io.progress_every_s = terminal ? 0.5 : 5;
+  io.on_progress = [terminal](const data::ImportProgress& p) {
+    const double rate = p.seconds > 0 ? p.done / p.seconds : 0;
+    const std::string eta = rate > 0 ? clock_text((p.total - p.done) / rate) : "?";
+    std::fprintf(stderr, "%sprep images: %lld/%lld files, %.0f files/s, ETA %s%s", terminal ? "\r\033[K" : "",
+                 static_cast<long long>(p.done), static_cast<long long>(p.total), rate, eta.c_str(), terminal ? "" : "\n");
+  };
+  io.on_skip = [terminal](const std::string& message) {
+    std::fprintf(stderr, "%swarning: skipped %s\n", terminal ? "\r\033[K" : "", message.c_str());
+  };
+  torch::set_num_threads(1);  // the import's own threads each resize one image at a time
+  const auto start = std::chrono::steady_clock::now();
+  data::ImageFolderResult r = data::import_image_folder(io);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (terminal) std::fprintf(stderr, "\n");
+  const int64_t kept = r.contents.shape[0];
+  std::printf("imported %lld of %lld image files in %.1f s (%.0f files/s)", static_cast<long long>(kept),
+              static_cast<long long>(kept + r.skipped), seconds, (kept + r.skipped) / seconds);
+  if (r.skipped > 0) std::printf("; skipped %lld bad files (warnings above)", static_cast<long long>(r.skipped));
+  if (r.enlarged > 0)
+    std::printf("; enlarged (smaller than %lldx%lld after the crop): %lld", static_cast<long long>(io.size),
+                static_cast<long long>(io.size), static_cast<long long>(r.enlarged));
+  std::printf("\n");
+  return write_and_report(r.contents, o);
 }
 
 CLI::App* add_common(CLI::App& parent, const char* name, const char* help, PrepOptions& o) {
@@ -71,6 +120,28 @@ Runner add_prep_command(CLI::App& app) {
   npy->add_option("--data", o->images, ".npy file with the samples")->required();
   npy->add_option("--labels", o->labels, ".npy file with integer labels [N]");
   npy->add_flag("--nhwc", o->nhwc, "4-D images are stored [N, H, W, C]");
+  auto* images = add_common(*prep, "images", "a folder of JPEG, PNG and WebP images (recursive), resized to SxS", *o);
+  images->add_option("--dir", o->images_dir.dir, "folder with the images (searched recursively, sorted by path)")->required();
+  images->add_option("--size", o->images_dir.size, "side S of the square output images")->required()
+      ->check(CLI::Range(int64_t{4}, int64_t{4096}));
+  images->add_option("--channels", o->images_dir.channels, "3: RGB; 1: grey (ITU-R 601 luma)")
+      ->check(CLI::IsMember({1, 3}))->capture_default_str();
+  images->add_option("--crop", o->crop, "center: the largest centred square, then resize; none: stretch the "
+                     "whole image to SxS")->check(CLI::IsMember({"center", "none"}))->capture_default_str();
+  images->add_option("--labels", o->label_mode, "none, or folders: the first-level sub-folder names are the "
+                     "classes (sorted; torchvision's ImageFolder convention)")
+      ->check(CLI::IsMember({"none", "folders"}))->capture_default_str();
+  images->add_option("--on-error", o->on_error, "skip: leave out each bad file with a warning; abort: stop at the first")
+      ->check(CLI::IsMember({"skip", "abort"}))->capture_default_str();
+  images->add_option("--threads", o->images_dir.threads, "decoding threads (0: one per core)")
+      ->check(CLI::Range(0, 1024))->capture_default_str();
+  images->add_option("--max-pixels", o->images_dir.max_pixels, "refuse, before decoding, images whose header "
+                     "declares more pixels than this (decompression bombs)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))->capture_default_str();
+  auto* cifar = add_common(*prep, "cifar10", "CIFAR-10, binary version (data_batch_1..5.bin, test_batch.bin)", *o);
+  cifar->add_option("--dir", o->dir, "folder with the .bin files (or its parent)")->required();
+  cifar->add_option("--split", o->split, "train (50,000 images) or test (10,000)")
+      ->check(CLI::IsMember({"train", "test"}))->capture_default_str();
   auto* ring = add_common(*prep, "ring", "synthetic: 8 Gaussian modes on a circle of radius 2 (std 0.02)", *o);
   auto* grid = add_common(*prep, "grid", "synthetic: 5x5 Gaussian modes on a grid of spacing 2 (std 0.05)", *o);
   for (auto* s : {ring, grid}) {
@@ -110,6 +181,13 @@ Runner add_prep_command(CLI::App& app) {
     if (mnist->parsed()) return write_and_report(idx_pair(o->dir, o->split), *o);
     if (idx->parsed()) return write_and_report(data::import_idx(o->images, o->labels), *o);
     if (npy->parsed()) return write_and_report(data::import_npy(o->images, o->labels, o->nhwc), *o);
+    if (images->parsed()) return prep_images(*o);
+    if (cifar->parsed()) {
+      std::vector<std::string> warnings;
+      data::DatasetContents c = data::import_cifar10(o->dir, o->split, warnings);
+      for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      return write_and_report(c, *o);
+    }
     data::MixtureSpec spec;
     spec.kind = ring->parsed() ? data::Mixture::kRing : data::Mixture::kGrid;
     spec.num_samples = o->samples;

@@ -85,12 +85,12 @@ TEST(Models, MismatchedDataIsAClearError) {
   ModelSpec s;
   s.sample_shape = {2};
   EXPECT_THROW(build_models(s), std::invalid_argument);
-  s.sample_shape = {1, 64, 64};
+  s.sample_shape = {1, 48, 48};
   try {
     build_models(s);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("supports 28x28 and 32x32 images; this dataset's are 64x64"),
+    EXPECT_NE(std::string(e.what()).find("supports 28x28, 32x32 and 64x64 images; this dataset's are 48x48"),
               std::string::npos);
   }
 }

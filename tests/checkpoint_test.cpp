@@ -233,7 +233,7 @@ TEST(ResumeRules, TheSchemasResumeColumnListsExactlyTheKeysThatMayChange) {
                             "model.mlp_depth", "model.mlp_batchnorm", "model.latent_categories",
                             "model.latent_noise_scale", "model.conditional", "model.num_classes",
                             "model.d_spectral_norm", "training.batch_size", "training.loss", "training.n_critic",
-                            "training.seed"}));
+                            "training.seed", "training.augment"}));
   for (const char* key : {"data.path", "training.steps", "training.lr_g", "training.code_reseed.until",
                           "checkpoint.every", "logging.level", "cluster.backend", "eval.every"}) {
     EXPECT_NE(std::find(may_change.begin(), may_change.end(), key), may_change.end()) << key;

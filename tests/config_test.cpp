@@ -86,7 +86,7 @@ TEST(Config, WrongTypeSaysWhatWasExpected) {
   e = error_of([] { parse_config("training:\n  betas_d: 0.5\n", "t.yaml"); });
   EXPECT_NE(e.find("training.betas_d: expected a list of two numbers"), std::string::npos) << e;
   e = error_of([] { parse_config("model:\n  name: [dcgan]\n", "t.yaml"); });
-  EXPECT_NE(e.find("model.name: expected one of dcgan, mlp, found a list"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.name: expected one of dcgan, resnet, mlp, found a list"), std::string::npos) << e;
   e = error_of([] { parse_config("training:\n  batch_size: 12.5\n", "t.yaml"); });
   EXPECT_NE(e.find("training.batch_size: expected an integer"), std::string::npos) << e;
 }

@@ -35,7 +35,7 @@ struct ModelConfig {
   double latent_noise_scale = 1;  // with latent_categories: the scale of z's continuous part
   bool conditional = false;      // G(z, class) and a projection D; needs labels in the dataset
   int64_t num_classes = 0;       // with conditional: 0 = max label + 1 (resolved at the start of a run)
-  bool d_spectral_norm = false;  // spectral normalisation of D's layers (and no batch norm in D)
+  std::string d_spectral_norm = "auto";  // true | false | auto (on for resnet only): SN of D's layers, no BN in D
 };
 
 struct TrainingConfig {
@@ -57,6 +57,7 @@ struct TrainingConfig {
   double ema_rampup = 0.05;        // training.ema.rampup: half-life at most this x images seen (0: none)
   double r1_gamma = 0;             // training.r1.gamma: R1 penalty weight on real data (0: off)
   int64_t r1_every = 16;           // training.r1.every: lazy R1 every this many D steps
+  std::string augment = "none";    // training.augment: none, or translation,color,cutout (any of them)
   double gp_lambda = 10;           // training.gp.lambda: gradient penalty weight of the wgan-gp loss
   double top_k_keep = 1;           // training.top_k.keep: least share of fakes G learns from (1: all)
   double top_k_decay = 0.99;       // training.top_k.decay: the share is max(keep, decay^epoch)

@@ -170,10 +170,11 @@ std::vector<ConfigKey> build_schema() {
       may_change_on_resume(int_key("data", &C::data, "chunk_cache_mb", &D::chunk_cache_mb, 0, 65536,
                 "HDF5 chunk cache per rank, in MiB")),
 
-      string_key("model", &C::model, "name", &M::name, {"dcgan", "mlp"},
-                 "architecture: dcgan (28x28 or 32x32 images) or mlp (vectors)"),
+      string_key("model", &C::model, "name", &M::name, {"dcgan", "resnet", "mlp"},
+                 "architecture: dcgan (28, 32 or 64 px images), resnet (SNGAN/BigGAN-style, 32 to 256 px) "
+                 "or mlp (vectors)"),
       int_key("model", &C::model, "z_dim", &M::z_dim, 1, 65536, "latent size"),
-      int_key("model", &C::model, "ch", &M::ch, 1, 4096, "DCGAN width: channels of D's first layer"),
+      int_key("model", &C::model, "ch", &M::ch, 1, 4096, "image models' width: dcgan's D first layer, resnet's unit (docs/models.md)"),
       int_key("model", &C::model, "mlp_width", &M::mlp_width, 1, 65536, "MLP hidden width"),
       int_key("model", &C::model, "mlp_depth", &M::mlp_depth, 1, 64, "MLP hidden layers"),
       bool_key("model", &C::model, "mlp_batchnorm", &M::mlp_batchnorm, "batch norm in the MLP generator"),
@@ -187,8 +188,9 @@ std::vector<ConfigKey> build_schema() {
                "class-conditional G (label embedding) and D (projection head); needs data.labels"),
       int_key("model", &C::model, "num_classes", &M::num_classes, 0, 1 << 20,
               "classes of a conditional model (0: the largest label + 1)"),
-      bool_key("model", &C::model, "d_spectral_norm", &M::d_spectral_norm,
-               "spectral normalisation of D's layers (D then has no batch norm)"),
+      string_key("model", &C::model, "d_spectral_norm", &M::d_spectral_norm, {"auto", "true", "false"},
+                 "spectral normalisation of D's layers (D then has no batch norm); auto: on for resnet, off "
+                 "for dcgan and mlp"),
 
       may_change_on_resume(int_key("training", &C::training, "steps", &T::steps, 0, kBig, "generator steps to train for")),
       int_key("training", &C::training, "batch_size", &T::batch_size, 1, kBig,
@@ -231,6 +233,9 @@ std::vector<ConfigKey> build_schema() {
                   "code_reseed: check only up to this share of training.steps (1: to the end)")),
       may_change_on_resume(float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
                   "gradient penalty weight of the wgan-gp loss")),
+      string_key("training", &C::training, "augment", &T::augment, {},
+                 "differentiable augmentation of every image D sees (DiffAugment): none, or a comma-separated "
+                 "list of translation, color, cutout"),
 
       may_change_on_resume(int_key("checkpoint", &C::checkpoint, "every", &K::every, 0, kBig,
                 "write a checkpoint every this many steps (0: only at the end)")),

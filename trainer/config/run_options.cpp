@@ -118,9 +118,16 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   if (config.model.conditional && s.num_classes <= 0)
     throw std::invalid_argument("model.num_classes: a conditional model needs the number of classes (it is taken "
                                 "from the dataset's labels at the start of a run)");
-  s.d_spectral_norm = config.model.d_spectral_norm;
+  s.d_spectral_norm = config.model.d_spectral_norm == "auto" ? s.name == "resnet" : config.model.d_spectral_norm == "true";
   s.ema = config.training.ema_half_life_kimg > 0;
   return s;
+}
+
+AugmentPolicy augment_policy(const Config& config, const ModelSpec& spec) {
+  const AugmentPolicy policy = parse_augment_policy(config.training.augment);
+  if (policy.any() && spec.sample_shape.size() != 3)
+    throw std::invalid_argument("training.augment: transforms images; this dataset holds vectors (use none)");
+  return policy;
 }
 
 StepOptions step_options(const Config& config) {

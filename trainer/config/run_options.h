@@ -7,6 +7,7 @@
 #include "data/prefetch_loader.h"
 #include "trainer/config/config.h"
 #include "trainer/eval/evaluation.h"
+#include "trainer/model/augment.h"
 #include "trainer/model/models.h"
 #include "trainer/step/adversarial_step.h"
 
@@ -38,6 +39,9 @@ std::string rank_device(const Config& config, int local_rank);
 // The ModelSpec of `config` for samples of `sample_shape`. Throws std::invalid_argument for model
 // keys that do not go together (the message names the key).
 ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_shape);
+// training.augment for the model's data; throws std::invalid_argument for an unknown transform or
+// augmentation of vectors.
+AugmentPolicy augment_policy(const Config& config, const ModelSpec& spec);
 
 // What training.* and cluster.bucket_mb ask of the adversarial step.
 StepOptions step_options(const Config& config);

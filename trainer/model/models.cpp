@@ -1,5 +1,7 @@
 #include "trainer/model/models.h"
 
+#include "trainer/model/resnet.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -33,20 +35,50 @@ torch::nn::AnyModule d_linear(const ModelSpec& s, int64_t in, int64_t out) {
   return torch::nn::AnyModule(nn::Linear(in, out));
 }
 
-// DCGAN for 28x28 (base 7) and 32x32 (base 4 + one more upsampling) images with C channels:
-//   G: ConvT(z, 4ch, base) [as LatentProjection] BN ReLU, ConvT(4ch, 2ch, 4, 2, 1) BN ReLU, [ConvT(2ch, 2ch, 4, 2, 1) BN ReLU,]
-//      ConvT(2ch, C, 4, 2, 1) Tanh
-//   D: Conv(C, ch, 4, 2, 1) LReLU, Conv(ch, 2ch, 4, 2, 1) BN LReLU, [Conv(2ch, 2ch, 4, 2, 1) BN LReLU,]
-//      Conv(2ch, 1, base) -> logit
+// DCGAN for 28x28 (base 7), 32x32 (base 4 + one more upsampling) and 64x64 (the classic DCGAN-64
+// of Radford et al.) images with C channels:
+//   28/32: G: ConvT(z, 4ch, base) [as LatentProjection] BN ReLU, ConvT(4ch, 2ch, 4, 2, 1) BN ReLU,
+//             [ConvT(2ch, 2ch, 4, 2, 1) BN ReLU,] ConvT(2ch, C, 4, 2, 1) Tanh
+//          D: Conv(C, ch, 4, 2, 1) LReLU, Conv(ch, 2ch, 4, 2, 1) BN LReLU, [Conv(2ch, 2ch, 4, 2, 1) BN LReLU,]
+//             Conv(2ch, 1, base) -> logit
+//   64:    G: ConvT(z, 8ch, 4) BN ReLU, then ConvT(4, 2, 1) BN ReLU to 4ch, 2ch, ch; ConvT(ch, C, 4, 2, 1) Tanh
+//          D: Conv(C, ch, 4, 2, 1) LReLU, then Conv(4, 2, 1) BN LReLU to 2ch, 4ch, 8ch; Conv(8ch, 1, 4)
 // No biases before batch norm. For 28x28 this is exactly the layout the benchmark's PyTorch peer uses.
+GanModels dcgan64(const ModelSpec& s) {
+  const int64_t c = s.sample_shape[0], ch = s.ch;
+  GanModels m;
+  m.generator = nn::Sequential(LatentProjection(s.z_dim, 8 * ch, 4), nn::BatchNorm2d(8 * ch), relu());
+  for (int64_t width = 8 * ch; width > ch; width /= 2) {
+    m.generator->push_back(up(width, width / 2, 4, 2, 1, false));
+    m.generator->push_back(nn::BatchNorm2d(width / 2));
+    m.generator->push_back(relu());
+  }
+  m.generator->push_back(up(ch, c, 4, 2, 1, true));
+  m.generator->push_back(nn::Tanh());
+
+  const bool bn = !s.d_spectral_norm;
+  m.discriminator = nn::Sequential();
+  m.discriminator->push_back(d_conv(s, c, ch, 4, 2, 1, true));
+  m.discriminator->push_back(leaky());
+  for (int64_t width = ch; width < 8 * ch; width *= 2) {
+    m.discriminator->push_back(d_conv(s, width, 2 * width, 4, 2, 1, !bn));
+    if (bn) m.discriminator->push_back(nn::BatchNorm2d(2 * width));
+    m.discriminator->push_back(leaky());
+  }
+  m.discriminator->push_back(d_conv(s, 8 * ch, 1, 4, 1, 0, true));
+  m.discriminator->push_back(nn::Flatten(nn::FlattenOptions().start_dim(0)));
+  return m;
+}
+
 GanModels dcgan(const ModelSpec& s) {
   if (s.sample_shape.size() != 3)
     throw std::invalid_argument("model.name: dcgan needs image data [C, H, W]; this dataset holds vectors "
                                 "(use model.name: mlp)");
   const int64_t c = s.sample_shape[0], h = s.sample_shape[1], w = s.sample_shape[2];
-  if (h != w || (h != 28 && h != 32))
-    throw std::invalid_argument("model.name: dcgan supports 28x28 and 32x32 images; this dataset's are " +
-                                std::to_string(h) + "x" + std::to_string(w));
+  if (h != w || (h != 28 && h != 32 && h != 64))
+    throw std::invalid_argument("model.name: dcgan supports 28x28, 32x32 and 64x64 images; this dataset's are " +
+                                std::to_string(h) + "x" + std::to_string(w) + " (model.name: resnet takes 32 to 256)");
+  if (h == 64) return dcgan64(s);
   const int64_t ch = s.ch, base = h == 28 ? 7 : 4;
   const int64_t g_in = s.z_dim;
   GanModels m;
@@ -104,7 +136,22 @@ GanModels mlp(const ModelSpec& s) {
 }
 
 // The channels (or width) of D's features before its output layer: the projection's size.
-int64_t d_feature_size(const ModelSpec& s) { return s.name == "dcgan" ? 2 * s.ch : s.mlp_width; }
+int64_t d_feature_size(const ModelSpec& s) {
+  if (s.name == "resnet") return resnet_d_features(s);
+  if (s.name == "dcgan") return (s.sample_shape.size() == 3 && s.sample_shape[1] == 64 ? 8 : 2) * s.ch;
+  return s.mlp_width;
+}
+
+// G and D of the named architecture, not yet initialised.
+GanModels build_architecture(const ModelSpec& s) {
+  if (s.name == "resnet") return resnet(s);
+  if (s.name == "dcgan") return dcgan(s);
+  if (s.name == "mlp") return mlp(s);
+  throw std::invalid_argument("model.name: unknown model '" + s.name + "' (expected dcgan, resnet or mlp)");
+}
+
+// Conditional G: resnet's class-conditional batch norms are built in; dcgan and mlp take z * embed(y).
+bool g_uses_class_embedding(const ModelSpec& s) { return s.num_classes > 0 && s.name != "resnet"; }
 
 void dcgan_init(nn::Module& module) {
   torch::NoGradGuard no_grad;
@@ -152,24 +199,25 @@ torch::Tensor LatentProjectionImpl::forward(const torch::Tensor& z) {
 }
 
 GanModels build_models(const ModelSpec& spec) {
-  GanModels m;
-  if (spec.name == "dcgan") m = dcgan(spec);
-  else if (spec.name == "mlp") m = mlp(spec);
-  else throw std::invalid_argument("model.name: unknown model '" + spec.name + "' (expected dcgan or mlp)");
-  if (spec.num_classes > 0) {
+  GanModels m = build_architecture(spec);
+  // The order of the random draws (construction, embeddings, initialisation) is kept as it was
+  // before resnet existed, so seeded dcgan and mlp runs start from the same weights.
+  if (g_uses_class_embedding(spec))
     m.generator->register_module("class_embedding", nn::Embedding(spec.num_classes, spec.z_dim));
+  if (spec.num_classes > 0)
     m.discriminator->register_module("class_projection", nn::Embedding(spec.num_classes, d_feature_size(spec)));
+  for (nn::Sequential* module : {&m.generator, &m.discriminator}) {
+    if (spec.name == "resnet") resnet_init(**module);
+    else dcgan_init(**module);
   }
-  dcgan_init(*m.generator);
-  dcgan_init(*m.discriminator);
-  if (spec.num_classes > 0) {
+  if (g_uses_class_embedding(spec)) {
     torch::NoGradGuard no_grad;
     // G's input is z * embed(y), elementwise: N(0, 1) codes keep the input's scale at 1.
     m.generator->named_parameters()["class_embedding.weight"].normal_(0.0, 1.0);
   }
   if (spec.ema) {
-    m.generator_ema = (spec.name == "dcgan" ? dcgan(spec) : mlp(spec)).generator;
-    if (spec.num_classes > 0)
+    m.generator_ema = build_architecture(spec).generator;
+    if (g_uses_class_embedding(spec))
       m.generator_ema->register_module("class_embedding", nn::Embedding(spec.num_classes, spec.z_dim));
     torch::NoGradGuard no_grad;
     auto from = m.generator->named_parameters();
@@ -229,12 +277,16 @@ std::shared_ptr<nn::EmbeddingImpl> child_embedding(nn::Sequential& module, const
 }  // namespace
 
 bool is_conditional(nn::Sequential& module) {
-  return child_embedding(module, "class_embedding") || child_embedding(module, "class_projection");
+  return child_embedding(module, "class_embedding") || child_embedding(module, "class_projection") ||
+         has_class_conditional_norm(*module);
 }
 
 torch::Tensor generate(nn::Sequential& g, const torch::Tensor& z, const torch::Tensor& labels) {
   auto embedding = child_embedding(g, "class_embedding");
-  if (!embedding) return g->forward(z);
+  if (!embedding) {
+    ClassLabelScope scope(*g, labels);  // a conditional resnet G's batch norms take the labels
+    return g->forward(z);
+  }
   if (!labels.defined()) throw std::invalid_argument("a conditional generator needs class labels");
   // Multiplicative: a class-specific rescaling of every latent coordinate. G cannot ignore z this way
   // (concatenating a class code to z let G collapse to one image per class on Fashion-MNIST).

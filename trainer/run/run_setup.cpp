@@ -167,6 +167,7 @@ void make_loader_and_step(RunState& r) {
   r.per_rank_batch = lo.batch_size;
   r.loader = std::make_unique<data::PrefetchLoader>(lo);
   r.spec = model_spec(r.config, r.loader->sample_shape());
+  r.augment = augment_policy(r.config, r.spec);
   torch::manual_seed(static_cast<uint64_t>(r.config.training.seed));
   GanModels models = build_models(r.spec);  // initialised on the host (same values on CPU and GPU runs)
   models.generator->to(r.device);

@@ -52,6 +52,7 @@ struct RunState {
   torch::Device device = torch::kCPU;
   at::Generator noise;  // this rank's: on the host, so its state is checkpointed alike on CPU and GPU
   int64_t global_batch = 0, per_rank_batch = 0;
+  AugmentPolicy augment;  // training.augment
   int threads = 1;
 
   TrainingPosition position;  // after the last completed step

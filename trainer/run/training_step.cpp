@@ -34,6 +34,13 @@ bool update_applied(RunState& r, bool skipped, const char* which, int64_t step, 
   return false;
 }
 
+// training.augment's random parameters for one batch (none when it is off), from the rank's stream.
+AugmentDraw draw_augmentation(RunState& r) {
+  if (!r.augment.any()) return {};
+  const auto& shape = r.spec.sample_shape;
+  return draw_augment(r.augment, r.per_rank_batch, shape[1], shape[2], r.noise, r.device);
+}
+
 // The D step's inputs for critic iteration `c` of step `s`: the next real batch, and from this
 // rank's noise stream, in this order (a resumed run repeats it): z, the fake labels, WGAN-GP's eps.
 DStepInput next_d_input(RunState& r, int64_t s, int64_t c, data::Batch& batch, torch::Tensor& z) {
@@ -51,6 +58,8 @@ DStepInput next_d_input(RunState& r, int64_t s, int64_t c, data::Batch& batch, t
     in.fake_labels = torch::randint(classes, {b}, r.noise, torch::kInt64).to(r.device);
   }
   if (parse_loss(r.config.training.loss) == LossKind::kWganGp) in.gp_eps = torch::rand({b}, r.noise).to(r.device);
+  in.augment_real = draw_augmentation(r);
+  in.augment_fake = draw_augmentation(r);
   // By D-step count, so a resumed run applies it at the same steps.
   in.apply_r1 = ((s - 1) * r.config.training.n_critic + c) % r.config.training.r1_every == 0;
   return in;
@@ -74,7 +83,8 @@ void run_training_step(RunState& r, int64_t s) {
     ++r.interval.d_steps;
     if (update_applied(r, d.skipped, "D", s, d.loss_d, d.grad_norm)) r.interval.add(d);
   }
-  const GStepStats g = r.step->g_step(fake, fake_labels, top_k_share(t.top_k_keep, t.top_k_decay, batch.epoch));
+  const GStepStats g = r.step->g_step(fake, fake_labels, top_k_share(t.top_k_keep, t.top_k_decay, batch.epoch),
+                                      draw_augmentation(r));
   ++r.interval.g_steps;
   if (update_applied(r, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
     r.step->update_ema(ema_beta(t.ema_half_life_kimg, t.ema_rampup, s * r.global_batch, r.global_batch));

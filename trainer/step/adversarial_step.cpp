@@ -37,8 +37,8 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
   torch::Tensor real_logits, fake_logits;
   {
     BF16Autocast autocast(options_.amp_bf16);
-    real_logits = discriminate(d, real, in.real_labels).to(torch::kFloat32);
-    fake_logits = discriminate(d, in.fake.detach(), in.fake_labels).to(torch::kFloat32);
+    real_logits = discriminate(d, augment(real, in.augment_real), in.real_labels).to(torch::kFloat32);
+    fake_logits = discriminate(d, augment(in.fake.detach(), in.augment_fake), in.fake_labels).to(torch::kFloat32);
   }
   torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
   DStepStats stats;
@@ -56,7 +56,7 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
           BF16Autocast autocast(options_.amp_bf16);
           return discriminate(d, x, in.real_labels).to(torch::kFloat32);
         },
-        in.real, in.fake, in.gp_eps);
+        augment(in.real, in.augment_real), augment(in.fake.detach(), in.augment_fake), in.gp_eps);
     stats.penalty = penalty.item<double>();
     stats.penalised = true;
     loss = loss + options_.gp_lambda * penalty;
@@ -75,7 +75,8 @@ double top_k_share(double keep, double decay, int64_t epoch) {
   return keep >= 1 ? 1.0 : std::max(keep, std::pow(decay, static_cast<double>(epoch)));
 }
 
-GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share) {
+GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                                   const AugmentDraw& augment_fake) {
   sync_->reducer_g().zero_grad();
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
@@ -86,7 +87,7 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tenso
     torch::Tensor logits;
     {
       BF16Autocast autocast(options_.amp_bf16);
-      logits = discriminate(models_.discriminator, fake, fake_labels).to(torch::kFloat32);
+      logits = discriminate(models_.discriminator, augment(fake, augment_fake), fake_labels).to(torch::kFloat32);
     }
     const int64_t b = logits.size(0), keep = std::clamp<int64_t>(std::ceil(keep_share * double(b) - 1e-9), 1, b);
     // Sinha et al.: the gradients of the fakes D scores lowest help G least (they pull it off good modes).

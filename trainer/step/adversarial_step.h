@@ -18,6 +18,7 @@
 #include "cluster/communicator.h"
 #include "cluster/gradient_buckets.h"
 #include "trainer/step/replica_sync.h"
+#include "trainer/model/augment.h"
 #include "trainer/model/losses.h"
 #include "trainer/model/models.h"
 
@@ -35,10 +36,12 @@ struct StepOptions {
 };
 
 // One D step's inputs. Labels are undefined for unconditional models; gp_eps [B] (U(0, 1)) only for
-// wgan-gp; apply_r1 on the D steps that carry the lazy R1 penalty.
+// wgan-gp; apply_r1 on the D steps that carry the lazy R1 penalty. The augment draws (empty unless
+// training.augment) transform the reals and the fakes before D sees them.
 struct DStepInput {
   torch::Tensor real, real_labels, fake, fake_labels, gp_eps;
   bool apply_r1 = false;
+  AugmentDraw augment_real, augment_fake;
 };
 
 // A step whose averaged loss or gradient is not finite is not applied (on every rank alike: the
@@ -84,10 +87,17 @@ class AdversarialStep {
   torch::Tensor generate_for_step(const torch::Tensor& z, bool for_g_step) { return generate_for_step(z, {}, for_g_step); }
   // One D update on this rank's real batch and fake batch (detached inside).
   DStepStats d_step(const DStepInput& in);
-  DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake) { return d_step(DStepInput{real, {}, fake, {}, {}}); }
+  DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake) {
+    DStepInput in;
+    in.real = real;
+    in.fake = fake;
+    return d_step(in);
+  }
   // One G update through D(fake, labels), from the ceil(keep_share x B) fakes D scores highest
   // (top-k training, Sinha et al. 2020; 1: all of them).
-  GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share = 1.0);
+  // `augment_fake` (training.augment) transforms the fakes before D, differentiably.
+  GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share = 1.0,
+                    const AugmentDraw& augment_fake = {});
   GStepStats g_step(const torch::Tensor& fake) { return g_step(fake, {}); }
   // Both optimizers' learning rates become `factor` x the configured ones (a schedule).
   void scale_learning_rates(double factor);
