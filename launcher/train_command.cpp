@@ -48,7 +48,9 @@ int check_on_all_ranks(Config& config, const cluster::World& world, const FaultP
     rank_device(config, world.info().local_rank);  // first: the loader pins memory for a GPU
     data::PrefetchLoader loader(loader_options(config, world.rank(), world.size()));
     const data::Batch first = loader.next();
-    build_models(model_spec(config, loader.sample_shape()));  // the model fits the data
+    const ModelSpec spec = model_spec(config, loader.sample_shape());
+    build_models(spec);            // the model fits the data
+    augment_policy(config, spec);  // and so does the augmentation
     summary = "dataset " + config.data.path + config.data.dataset + ": " + std::to_string(loader.dataset_size()) +
               " samples, " + std::to_string(loader.batches_per_epoch()) + " batches of " +
               std::to_string(first.data.size(0)) + " per rank per epoch";

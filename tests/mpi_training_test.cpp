@@ -82,6 +82,100 @@ TEST(DistributedStep, TwoRanksWithBatchBEqualOneRankWithBatch2B) {
   }
 }
 
+// training.accumulate: on 2 ranks, K = 2 micro-batches of B make the same D and G updates as one
+// batch of 2B per rank (no BatchNorm: it would see different batches), which is the same as one
+// rank with the global batch of 4B (the test above).
+TEST(DistributedStep, TwoMicroBatchesOfBEqualOneBatchOf2B) {
+  cluster::MpiCommunicator world;
+  const int r = world.rank();
+  torch::manual_seed(17 + r);  // each rank its own data and noise
+  const torch::Tensor real = torch::randn({2 * kPerRank, 2});
+  const torch::Tensor z = torch::randn({2 * kPerRank, 3});
+  const torch::Tensor z_g = torch::randn({2 * kPerRank, 3});
+  StepOptions options;
+  options.lr_d = options.lr_g = 1e-2;
+  options.r1_gamma = 1;  // the penalty's weight must split across micro-batches alike
+  options.r1_every = 1;
+  AdversarialStep whole(seeded_models(false), world, options);
+  AdversarialStep accumulated(seeded_models(false), world, options);
+  auto expect_same = [&](const char* after, int step) {
+    auto a = all_parameters(whole.models()), b = all_parameters(accumulated.models());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double rel = ((a[i] - b[i]).norm() / a[i].norm().clamp_min(1e-12)).item<double>();
+      EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", parameter " << i;
+    }
+  };
+  for (int step = 0; step < 3; ++step) {
+    DStepInput in;
+    in.real = real;
+    in.fake = whole.generate_for_step(z, false);
+    in.apply_r1 = true;
+    const DStepStats d_whole = whole.d_step(in);
+    std::vector<DStepInput> micro(2);
+    for (int64_t j = 0; j < 2; ++j) {
+      micro[j].real = real.narrow(0, j * kPerRank, kPerRank);
+      micro[j].fake = accumulated.generate_for_step(z.narrow(0, j * kPerRank, kPerRank), false);
+      micro[j].apply_r1 = true;
+    }
+    const DStepStats d_acc = accumulated.d_step(micro);
+    EXPECT_NEAR(d_whole.loss_d, d_acc.loss_d, 1e-5 * std::abs(d_whole.loss_d));
+    EXPECT_NEAR(d_whole.grad_norm, d_acc.grad_norm, 1e-5 * d_whole.grad_norm);
+    expect_same("D", step);
+    whole.g_step(whole.generate_for_step(z_g, true));
+    accumulated.g_step(std::vector<GMicroBatch>{{z_g.narrow(0, 0, kPerRank), {}, {}},
+                                                {z_g.narrow(0, kPerRank, kPerRank), {}, {}}});
+    expect_same("G", step);
+  }
+  EXPECT_EQ(accumulated.compare_replicas(), "");
+}
+
+// The resnet on 2 ranks with B each makes the same updates as 1 rank with the global batch 2B in
+// 2 micro-batches of B (training.accumulate: 2): G's batch norm then normalises over the same B
+// samples in both runs (as PyTorch DDP without SyncBatchNorm), and D (spectral norm, no batch
+// norm) and the averaged gradients are the same.
+TEST(DistributedStep, ResnetTwoRanksEqualOneRankAccumulatingTheGlobalBatch) {
+  cluster::MpiCommunicator world;
+  cluster::MpiCommunicator self(MPI_COMM_SELF);
+  const int r = world.rank();
+  ModelSpec spec;
+  spec.name = "resnet";
+  spec.sample_shape = {3, 32, 32};
+  spec.z_dim = 8;
+  spec.ch = 2;
+  spec.d_spectral_norm = true;
+  constexpr int64_t b = 4;
+  torch::manual_seed(21);  // the same global data and noise on every rank
+  const torch::Tensor real = torch::rand({2 * b, 3, 32, 32}) * 2 - 1;
+  const torch::Tensor z = torch::randn({2 * b, 8}), z_g = torch::randn({2 * b, 8});
+  StepOptions options;
+  options.loss = LossKind::kHinge;
+  options.lr_d = options.lr_g = 1e-3;
+  torch::manual_seed(5);
+  AdversarialStep single(build_models(spec), self, options);
+  torch::manual_seed(5);
+  AdversarialStep distributed(build_models(spec), world, options);
+  auto expect_same = [&](const char* after, int step) {
+    auto a = all_parameters(single.models()), d = all_parameters(distributed.models());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double rel = ((a[i] - d[i]).norm() / a[i].norm().clamp_min(1e-12)).item<double>();
+      EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", parameter " << i;
+    }
+  };
+  for (int step = 0; step < 2; ++step) {
+    std::vector<DStepInput> micro(2);
+    for (int64_t j = 0; j < 2; ++j) {
+      micro[j].real = real.narrow(0, j * b, b);
+      micro[j].fake = single.generate_for_step(z.narrow(0, j * b, b), false);
+    }
+    single.d_step(micro);
+    distributed.d_step(real.narrow(0, r * b, b), distributed.generate_for_step(z.narrow(0, r * b, b), false));
+    expect_same("D", step);
+    single.g_step(std::vector<GMicroBatch>{{z_g.narrow(0, 0, b), {}, {}}, {z_g.narrow(0, b, b), {}, {}}});
+    distributed.g_step(distributed.generate_for_step(z_g.narrow(0, r * b, b), true));
+    expect_same("G", step);
+  }
+}
+
 TEST(MpiCommunicator, CollectivesGiveKnownValues) {
   cluster::MpiCommunicator world;
   const int r = world.rank(), n = world.size();

@@ -57,6 +57,7 @@ struct TrainingConfig {
   double ema_rampup = 0.05;        // training.ema.rampup: half-life at most this x images seen (0: none)
   double r1_gamma = 0;             // training.r1.gamma: R1 penalty weight on real data (0: off)
   int64_t r1_every = 16;           // training.r1.every: lazy R1 every this many D steps
+  int64_t accumulate = 1;          // training.accumulate: micro-batches per step, one all-reduce each update
   std::string augment = "none";    // training.augment: none, or translation,color,cutout (any of them)
   double gp_lambda = 10;           // training.gp.lambda: gradient penalty weight of the wgan-gp loss
   double top_k_keep = 1;           // training.top_k.keep: least share of fakes G learns from (1: all)

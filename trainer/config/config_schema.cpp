@@ -171,7 +171,7 @@ std::vector<ConfigKey> build_schema() {
                 "HDF5 chunk cache per rank, in MiB")),
 
       string_key("model", &C::model, "name", &M::name, {"dcgan", "resnet", "mlp"},
-                 "architecture: dcgan (28, 32 or 64 px images), resnet (SNGAN/BigGAN-style, 32 to 256 px) "
+                 "architecture: dcgan (28, 32 or 64 px images), resnet (SNGAN/BigGAN-style, 28 to 256 px) "
                  "or mlp (vectors)"),
       int_key("model", &C::model, "z_dim", &M::z_dim, 1, 65536, "latent size"),
       int_key("model", &C::model, "ch", &M::ch, 1, 4096, "image models' width: dcgan's D first layer, resnet's unit (docs/models.md)"),
@@ -233,6 +233,9 @@ std::vector<ConfigKey> build_schema() {
                   "code_reseed: check only up to this share of training.steps (1: to the end)")),
       may_change_on_resume(float_key("training", &C::training, "gp.lambda", &T::gp_lambda, 0, 1e9, false,
                   "gradient penalty weight of the wgan-gp loss")),
+      may_change_on_resume(int_key("training", &C::training, "accumulate", &T::accumulate, 1, 4096,
+              "micro-batches per step: each rank's batch is split into this many, forward and backward one "
+              "at a time, with one gradient all-reduce per update (saves memory; BatchNorm sees micro-batches)")),
       string_key("training", &C::training, "augment", &T::augment, {},
                  "differentiable augmentation of every image D sees (DiffAugment): none, or a comma-separated "
                  "list of translation, color, cutout"),

@@ -11,7 +11,12 @@ int64_t per_rank_batch(const Config& config, int world_size) {
     throw ConfigError("training.batch_size: the global batch " + std::to_string(global) +
                       " does not divide evenly across " + std::to_string(world_size) +
                       " ranks; use a multiple of " + std::to_string(world_size));
-  return global / world_size;
+  const int64_t per_rank = global / world_size;
+  if (per_rank % config.training.accumulate != 0)
+    throw ConfigError("training.accumulate: the per-rank batch " + std::to_string(per_rank) + " (training.batch_size " +
+                      std::to_string(global) + " over " + std::to_string(world_size) + " ranks) does not split into " +
+                      std::to_string(config.training.accumulate) + " equal micro-batches");
+  return per_rank;
 }
 
 data::LoaderOptions loader_options(const Config& config, int rank, int world_size) {

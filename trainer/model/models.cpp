@@ -77,7 +77,7 @@ GanModels dcgan(const ModelSpec& s) {
   const int64_t c = s.sample_shape[0], h = s.sample_shape[1], w = s.sample_shape[2];
   if (h != w || (h != 28 && h != 32 && h != 64))
     throw std::invalid_argument("model.name: dcgan supports 28x28, 32x32 and 64x64 images; this dataset's are " +
-                                std::to_string(h) + "x" + std::to_string(w) + " (model.name: resnet takes 32 to 256)");
+                                std::to_string(h) + "x" + std::to_string(w) + " (model.name: resnet takes 28 to 256)");
   if (h == 64) return dcgan64(s);
   const int64_t ch = s.ch, base = h == 28 ? 7 : 4;
   const int64_t g_in = s.z_dim;
@@ -231,14 +231,16 @@ GanModels build_models(const ModelSpec& spec) {
   return m;
 }
 
+void power_iteration_step(const torch::Tensor& weight, torch::Tensor& u, torch::Tensor& v) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor wd = weight.detach().reshape({weight.size(0), -1});
+  v.copy_(torch::nn::functional::normalize(torch::mv(wd.t(), u), torch::nn::functional::NormalizeFuncOptions().dim(0).eps(1e-12)));
+  u.copy_(torch::nn::functional::normalize(torch::mv(wd, v), torch::nn::functional::NormalizeFuncOptions().dim(0).eps(1e-12)));
+}
+
 torch::Tensor spectral_normalized(const torch::Tensor& weight, torch::Tensor& u, torch::Tensor& v, bool update) {
   const torch::Tensor w = weight.reshape({weight.size(0), -1});
-  if (update) {
-    torch::NoGradGuard no_grad;
-    const torch::Tensor wd = w.detach();
-    v.copy_(torch::nn::functional::normalize(torch::mv(wd.t(), u), torch::nn::functional::NormalizeFuncOptions().dim(0).eps(1e-12)));
-    u.copy_(torch::nn::functional::normalize(torch::mv(wd, v), torch::nn::functional::NormalizeFuncOptions().dim(0).eps(1e-12)));
-  }
+  if (update) power_iteration_step(weight, u, v);
   // Clones: u and v change in place at the next forward, and this graph must keep today's values.
   const torch::Tensor sigma = torch::dot(u.clone(), torch::mv(w, v.clone()));
   return weight / sigma;
@@ -254,7 +256,7 @@ SNConv2dImpl::SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
 }
 
 torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
-  return torch::conv2d(x, spectral_normalized(weight, sn_u, sn_v, is_training()), bias, stride, padding);
+  return torch::conv2d(x, spectral_normalized(weight, sn_u, sn_v, is_training() && power_iteration), bias, stride, padding);
 }
 
 SNLinearImpl::SNLinearImpl(int64_t in, int64_t out) {
@@ -265,7 +267,7 @@ SNLinearImpl::SNLinearImpl(int64_t in, int64_t out) {
 }
 
 torch::Tensor SNLinearImpl::forward(const torch::Tensor& x) {
-  return torch::linear(x, spectral_normalized(weight, sn_u, sn_v, is_training()), bias);
+  return torch::linear(x, spectral_normalized(weight, sn_u, sn_v, is_training() && power_iteration), bias);
 }
 
 namespace {
@@ -275,6 +277,26 @@ std::shared_ptr<nn::EmbeddingImpl> child_embedding(nn::Sequential& module, const
   return nullptr;
 }
 }  // namespace
+
+void advance_power_iteration(nn::Module& module) {
+  for (auto& child : module.modules(/*include_self=*/false)) {
+    if (auto conv = std::dynamic_pointer_cast<SNConv2dImpl>(child)) power_iteration_step(conv->weight, conv->sn_u, conv->sn_v);
+    if (auto linear = std::dynamic_pointer_cast<SNLinearImpl>(child)) power_iteration_step(linear->weight, linear->sn_u, linear->sn_v);
+  }
+}
+
+PowerIterationPause::PowerIterationPause(nn::Module& module, bool pause) {
+  if (!pause) return;
+  for (auto& child : module.modules(/*include_self=*/false)) {
+    if (auto conv = std::dynamic_pointer_cast<SNConv2dImpl>(child)) flags_.push_back(&conv->power_iteration);
+    if (auto linear = std::dynamic_pointer_cast<SNLinearImpl>(child)) flags_.push_back(&linear->power_iteration);
+  }
+  for (bool* flag : flags_) *flag = false;
+}
+
+PowerIterationPause::~PowerIterationPause() {
+  for (bool* flag : flags_) *flag = true;
+}
 
 bool is_conditional(nn::Sequential& module) {
   return child_embedding(module, "class_embedding") || child_embedding(module, "class_projection") ||

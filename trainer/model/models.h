@@ -42,12 +42,15 @@ struct ModelSpec {
 // iteration's vectors, updated in place (under no_grad) when `update` is set. The gradient flows
 // through W and sigma as in Miyato et al. 2018 (u and v held constant).
 torch::Tensor spectral_normalized(const torch::Tensor& weight, torch::Tensor& u, torch::Tensor& v, bool update);
+// One power iteration (v <- W^T u / |.|, u <- W v / |.|) in place, without gradient.
+void power_iteration_step(const torch::Tensor& weight, torch::Tensor& u, torch::Tensor& v);
 
 struct SNConv2dImpl : torch::nn::Module {
   SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias, sn_u, sn_v;
   int64_t stride, padding;
+  bool power_iteration = true;  // false: a training forward leaves u and v as they are
 };
 TORCH_MODULE(SNConv2d);
 
@@ -55,6 +58,26 @@ struct SNLinearImpl : torch::nn::Module {
   SNLinearImpl(int64_t in, int64_t out);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias, sn_u, sn_v;
+  bool power_iteration = true;
+};
+
+// One power iteration in every spectrally normalised layer of `module`. The adversarial step calls
+// it once per D update and runs every forward under a PowerIterationPause, so sigma is the same for
+// the reals, the fakes, every micro-batch of training.accumulate and every rank (one power
+// iteration per update, as Miyato et al.; a forward in training mode would otherwise advance it).
+void advance_power_iteration(torch::nn::Module& module);
+
+// While alive (and `pause` is set), the spectrally normalised layers of `module` do no power
+// iteration in their forwards.
+class PowerIterationPause {
+ public:
+  PowerIterationPause(torch::nn::Module& module, bool pause);
+  ~PowerIterationPause();
+  PowerIterationPause(const PowerIterationPause&) = delete;
+  PowerIterationPause& operator=(const PowerIterationPause&) = delete;
+
+ private:
+  std::vector<bool*> flags_;
 };
 TORCH_MODULE(SNLinear);
 

@@ -12,18 +12,21 @@ namespace {
 // Widths (in units of model.ch) per image size: G's input width, then each up block's output;
 // D's block outputs (the last one keeps 4x4).
 struct ResnetWidths {
+  int64_t base;  // G's first grid is base x base
   int64_t g_input;
   std::vector<int64_t> g_blocks, d_blocks;
+  size_t d_downsampling;  // the first this many D blocks halve the size
 };
 
 ResnetWidths widths_for(int64_t size) {
   switch (size) {
-    case 32: return {4, {4, 4, 4}, {2, 2, 2, 2}};
-    case 64: return {16, {16, 8, 4, 2}, {1, 2, 4, 8, 16}};
-    case 128: return {16, {16, 8, 4, 2, 1}, {1, 2, 4, 8, 16, 16}};
-    case 256: return {16, {16, 8, 8, 4, 2, 1}, {1, 2, 4, 8, 8, 16, 16}};
+    case 28: return {7, 4, {4, 4}, {2, 2, 2, 2}, 2};
+    case 32: return {4, 4, {4, 4, 4}, {2, 2, 2, 2}, 3};
+    case 64: return {4, 16, {16, 8, 4, 2}, {1, 2, 4, 8, 16}, 4};
+    case 128: return {4, 16, {16, 8, 4, 2, 1}, {1, 2, 4, 8, 16, 16}, 5};
+    case 256: return {4, 16, {16, 8, 8, 4, 2, 1}, {1, 2, 4, 8, 8, 16, 16}, 6};
     default:
-      throw std::invalid_argument("model.name: resnet supports square images of 32, 64, 128 and 256 pixels; "
+      throw std::invalid_argument("model.name: resnet supports square images of 28, 32, 64, 128 and 256 pixels; "
                                   "this dataset's are " + std::to_string(size) + " pixels wide");
   }
 }
@@ -39,14 +42,14 @@ torch::Tensor upsample(const torch::Tensor& x) {
   return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest));
 }
 
-// z [B, z_dim] -> [B, channels, 4, 4]
+// z [B, z_dim] -> [B, channels, base, base]
 struct LatentToGridImpl : nn::Module {
-  LatentToGridImpl(int64_t z_dim, int64_t channels) : channels(channels) {
-    linear = register_module("linear", nn::Linear(z_dim, channels * 16));
+  LatentToGridImpl(int64_t z_dim, int64_t channels, int64_t base) : channels(channels), base(base) {
+    linear = register_module("linear", nn::Linear(z_dim, channels * base * base));
   }
-  torch::Tensor forward(const torch::Tensor& z) { return linear(z).view({z.size(0), channels, 4, 4}); }
+  torch::Tensor forward(const torch::Tensor& z) { return linear(z).view({z.size(0), channels, base, base}); }
   nn::Linear linear{nullptr};
-  int64_t channels;
+  int64_t channels, base;
 };
 TORCH_MODULE(LatentToGrid);
 
@@ -194,7 +197,7 @@ GanModels resnet(const ModelSpec& s) {
   const int64_t c = s.sample_shape[0], size = s.sample_shape[1], ch = s.ch;
   const ResnetWidths w = widths_for(size);
   GanModels m;
-  m.generator = nn::Sequential(LatentToGrid(s.z_dim, w.g_input * ch));
+  m.generator = nn::Sequential(LatentToGrid(s.z_dim, w.g_input * ch, w.base));
   int64_t in = w.g_input * ch;
   for (int64_t width : w.g_blocks) {
     m.generator->push_back(UpBlock(in, width * ch, s.num_classes));
@@ -205,8 +208,8 @@ GanModels resnet(const ModelSpec& s) {
   m.discriminator = nn::Sequential();
   in = c;
   for (size_t i = 0; i < w.d_blocks.size(); ++i) {
-    const bool last = i + 1 == w.d_blocks.size();
-    m.discriminator->push_back(DownBlock(in, w.d_blocks[i] * ch, /*downsample=*/!last, /*first=*/i == 0, s.d_spectral_norm));
+    m.discriminator->push_back(DownBlock(in, w.d_blocks[i] * ch, /*downsample=*/i < w.d_downsampling, /*first=*/i == 0,
+                                         s.d_spectral_norm));
     in = w.d_blocks[i] * ch;
   }
   m.discriminator->push_back(ReluSumPool());

@@ -1,15 +1,16 @@
 // model.name: resnet — residual G and D in the SNGAN / BigGAN style (Miyato et al. 2018; Brock et
-// al. 2019) for square images of 32, 64, 128 and 256 pixels with 1 or 3 channels.
+// al. 2019) for square images of 28, 32, 64, 128 and 256 pixels with 1 or 3 channels.
 //
-// G: Linear(z, 4*4*c0) -> [c0, 4, 4], then one up block per doubling to the image size, then
+// G: Linear(z, b*b*c0) -> [c0, b, b] (b = 7 for 28 px, else 4), one up block per doubling, then
 //    BN ReLU Conv3x3(->C) Tanh. Up block(in, out): BN ReLU Upsample2x Conv3x3(in, out) BN ReLU
 //    Conv3x3(out, out), plus the shortcut Upsample2x Conv1x1(in, out).
-// D: down blocks to 4x4 (one more block at 4x4 without downsampling), ReLU, sum over H and W,
+// D: down blocks to b x b (then one more block, two for 28 px, without downsampling), ReLU, sum over H and W,
 //    Linear(->1). Down block(in, out): ReLU Conv3x3(in, out) ReLU Conv3x3(out, out) AvgPool2, plus
 //    the shortcut Conv1x1(in, out) AvgPool2; D's first block has no leading ReLU and pools before
 //    its shortcut conv (SNGAN's "optimized" block).
 // Widths in units of model.ch:
-//   32:  G 4,4,4 (SNGAN's CIFAR layout)             D 2,2,2,2
+//   28:  G 4 -> 4,4 (SNGAN's CIFAR widths at 7-14-28)  D 2,2,2,2 (two at 7x7)
+//   32:  G 4 -> 4,4,4 (SNGAN's CIFAR layout)        D 2,2,2,2
 //   64:  G 16 -> 16,8,4,2                           D 1,2,4,8,16
 //   128: G 16 -> 16,8,4,2,1                         D 1,2,4,8,16,16
 //   256: G 16 -> 16,8,8,4,2,1                       D 1,2,4,8,8,16,16

@@ -34,35 +34,40 @@ bool update_applied(RunState& r, bool skipped, const char* which, int64_t step, 
   return false;
 }
 
-// training.augment's random parameters for one batch (none when it is off), from the rank's stream.
-AugmentDraw draw_augmentation(RunState& r) {
+// training.augment's random parameters for one micro-batch (none when it is off), from the rank's stream.
+AugmentDraw draw_augmentation(RunState& r, int64_t micro) {
   if (!r.augment.any()) return {};
   const auto& shape = r.spec.sample_shape;
-  return draw_augment(r.augment, r.per_rank_batch, shape[1], shape[2], r.noise, r.device);
+  return draw_augment(r.augment, micro, shape[1], shape[2], r.noise, r.device);
 }
 
-// The D step's inputs for critic iteration `c` of step `s`: the next real batch, and from this
-// rank's noise stream, in this order (a resumed run repeats it): z, the fake labels, WGAN-GP's eps.
-DStepInput next_d_input(RunState& r, int64_t s, int64_t c, data::Batch& batch, torch::Tensor& z) {
-  const auto t0 = Clock::now();
-  batch = r.loader->next();
-  r.interval.data_s += seconds_between(t0, Clock::now());
-  const int64_t b = r.per_rank_batch, classes = r.spec.num_classes;
+// The D step's inputs for micro-batch `j` of `batch` (critic iteration `c` of step `s`): its slice
+// of the real batch, and from this rank's noise stream, in this order (a resumed run repeats it):
+// z, the fake labels, WGAN-GP's eps, the augmentation of the reals and of the fakes.
+DStepInput next_d_input(RunState& r, int64_t s, int64_t c, const data::Batch& batch, int64_t j, torch::Tensor& z) {
+  const int64_t k = r.config.training.accumulate, b = r.per_rank_batch / k, classes = r.spec.num_classes;
   DStepInput in;
   // Pinned host batches copy asynchronously while the G forward runs.
-  in.real = batch.data.to(r.device, /*non_blocking=*/true);
+  in.real = (k == 1 ? batch.data : batch.data.narrow(0, j * b, b)).to(r.device, /*non_blocking=*/true);
   if (r.faults.poisons_batch(s, r.rank(), r.world_size())) in.real = in.real * NAN;
   z = torch::randn({b, r.spec.z_dim}, r.noise).to(r.device, /*non_blocking=*/true);
   if (classes > 0) {  // real labels with the batch; fake ones drawn uniformly, from the rank's stream
-    in.real_labels = batch.labels.to(r.device, /*non_blocking=*/true);
+    in.real_labels = (k == 1 ? batch.labels : batch.labels.narrow(0, j * b, b)).to(r.device, /*non_blocking=*/true);
     in.fake_labels = torch::randint(classes, {b}, r.noise, torch::kInt64).to(r.device);
   }
   if (parse_loss(r.config.training.loss) == LossKind::kWganGp) in.gp_eps = torch::rand({b}, r.noise).to(r.device);
-  in.augment_real = draw_augmentation(r);
-  in.augment_fake = draw_augmentation(r);
+  in.augment_real = draw_augmentation(r, b);
+  in.augment_fake = draw_augmentation(r, b);
   // By D-step count, so a resumed run applies it at the same steps.
   in.apply_r1 = ((s - 1) * r.config.training.n_critic + c) % r.config.training.r1_every == 0;
   return in;
+}
+
+data::Batch next_batch(RunState& r) {
+  const auto t0 = Clock::now();
+  data::Batch batch = r.loader->next();
+  r.interval.data_s += seconds_between(t0, Clock::now());
+  return batch;
 }
 
 }  // namespace
@@ -71,20 +76,37 @@ void run_training_step(RunState& r, int64_t s) {
   const TrainingConfig& t = r.config.training;
   if (t.lr_schedule == "linear")  // a function of the step: resumes continue it exactly
     r.step->scale_learning_rates(linear_decay_factor(s, t.steps, t.lr_decay_start));
+  const int64_t k = t.accumulate;
   torch::Tensor fake, fake_labels;
+  std::vector<GMicroBatch> g_micro;  // with accumulation: the last D step's z and labels, for the G step
   data::Batch batch;
   for (int64_t c = 0; c < t.n_critic; ++c) {
-    torch::Tensor z;
-    DStepInput in = next_d_input(r, s, c, batch, z);
-    fake = r.step->generate_for_step(z, in.fake_labels, /*for_g_step=*/c == t.n_critic - 1);
-    in.fake = fake;
-    fake_labels = in.fake_labels;
-    const DStepStats d = r.step->d_step(in);
+    batch = next_batch(r);
+    const bool last = c == t.n_critic - 1;
+    std::vector<DStepInput> micro;
+    for (int64_t j = 0; j < k; ++j) {
+      torch::Tensor z;
+      DStepInput in = next_d_input(r, s, c, batch, j, z);
+      // Without accumulation the G step reuses the last fakes and their graph; with it, the G step
+      // generates each micro-batch again, so no graph is kept here.
+      in.fake = r.step->generate_for_step(z, in.fake_labels, /*for_g_step=*/k == 1 && last);
+      fake = in.fake;
+      fake_labels = in.fake_labels;
+      if (k > 1 && last) g_micro.push_back({z, in.fake_labels, {}});
+      micro.push_back(std::move(in));
+    }
+    const DStepStats d = r.step->d_step(micro);
     ++r.interval.d_steps;
     if (update_applied(r, d.skipped, "D", s, d.loss_d, d.grad_norm)) r.interval.add(d);
   }
-  const GStepStats g = r.step->g_step(fake, fake_labels, top_k_share(t.top_k_keep, t.top_k_decay, batch.epoch),
-                                      draw_augmentation(r));
+  const double keep = top_k_share(t.top_k_keep, t.top_k_decay, batch.epoch);
+  GStepStats g;
+  if (k == 1) {
+    g = r.step->g_step(fake, fake_labels, keep, draw_augmentation(r, r.per_rank_batch));
+  } else {
+    for (GMicroBatch& m : g_micro) m.augment_fake = draw_augmentation(r, r.per_rank_batch / k);
+    g = r.step->g_step(g_micro, keep);
+  }
   ++r.interval.g_steps;
   if (update_applied(r, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
     r.step->update_ema(ema_beta(t.ema_half_life_kimg, t.ema_rampup, s * r.global_batch, r.global_batch));

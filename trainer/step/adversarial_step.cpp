@@ -27,10 +27,10 @@ torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const t
   return generate(models_.generator, z, labels);
 }
 
-DStepStats AdversarialStep::d_step(const DStepInput& in) {
+// One micro-batch's D forward and backward, its loss scaled by `weight` (1/K of K micro-batches),
+// so the accumulated gradient is the mean over the whole batch. Returns the unscaled statistics.
+DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weight) {
   auto& d = models_.discriminator;
-  d->train();
-  sync_->reducer_d().zero_grad();
   const bool r1 = in.apply_r1 && options_.r1_gamma > 0;
   // R1 needs the gradient of D(real) with respect to the real images: a leaf that requires grad.
   const torch::Tensor real = r1 ? in.real.detach().requires_grad_(true) : in.real;
@@ -61,13 +61,32 @@ DStepStats AdversarialStep::d_step(const DStepInput& in) {
     stats.penalised = true;
     loss = loss + options_.gp_lambda * penalty;
   }
-  loss.backward();
+  (weight == 1.0 ? loss : loss * weight).backward();
   stats.loss_d = loss.item<double>();
+  stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
+  stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
+  return stats;
+}
+
+DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches) {
+  TORCH_CHECK(!micro_batches.empty(), "d_step: no micro-batch");
+  models_.discriminator->train();
+  sync_->reducer_d().zero_grad();
+  const double weight = 1.0 / static_cast<double>(micro_batches.size());
+  DStepStats stats;
+  advance_power_iteration(*models_.discriminator);
+  PowerIterationPause pause(*models_.discriminator, true);
+  for (const DStepInput& in : micro_batches) {  // gradients accumulate; no communication until the end
+    const DStepStats m = d_forward_backward(in, weight);
+    stats.loss_d += weight * m.loss_d;
+    stats.d_real += weight * m.d_real;
+    stats.d_fake += weight * m.d_fake;
+    stats.penalty += weight * m.penalty;
+    stats.penalised = m.penalised;
+  }
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_d(), *opt_d_, stats.loss_d);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
-  stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
-  stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
   return stats;
 }
 
@@ -75,9 +94,9 @@ double top_k_share(double keep, double decay, int64_t epoch) {
   return keep >= 1 ? 1.0 : std::max(keep, std::pow(decay, static_cast<double>(epoch)));
 }
 
-GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
-                                   const AugmentDraw& augment_fake) {
-  sync_->reducer_g().zero_grad();
+// G's loss on `fake` through D (D's weights frozen), backpropagated with `weight`; returns the loss.
+double AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                                   const AugmentDraw& augment_fake, double weight) {
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
   auto d_params = models_.discriminator->parameters();
@@ -93,14 +112,37 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tenso
     // Sinha et al.: the gradients of the fakes D scores lowest help G least (they pull it off good modes).
     if (keep < b) logits = std::get<0>(logits.topk(keep));
     loss = generator_loss(options_.loss, logits);
-    loss.backward();
+    (weight == 1.0 ? loss : loss * weight).backward();
   } catch (...) {
     for (auto& p : d_params) p.requires_grad_(true);
     throw;
   }
   for (auto& p : d_params) p.requires_grad_(true);
+  return loss.item<double>();
+}
+
+GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                                   const AugmentDraw& augment_fake) {
+  sync_->reducer_g().zero_grad();
+  PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
   GStepStats stats;
-  stats.loss_g = loss.item<double>();
+  stats.loss_g = g_backward(fake, fake_labels, keep_share, augment_fake, 1.0);
+  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_, stats.loss_g);
+  stats.grad_norm = update.grad_norm;
+  stats.skipped = update.skipped;
+  return stats;
+}
+
+GStepStats AdversarialStep::g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share) {
+  TORCH_CHECK(!micro_batches.empty(), "g_step: no micro-batch");
+  sync_->reducer_g().zero_grad();
+  const double weight = 1.0 / static_cast<double>(micro_batches.size());
+  GStepStats stats;
+  PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
+  for (const GMicroBatch& m : micro_batches) {  // one G graph alive at a time
+    const torch::Tensor fake = generate_for_step(m.z, m.labels, /*for_g_step=*/true);
+    stats.loss_g += weight * g_backward(fake, m.labels, keep_share, m.augment_fake, weight);
+  }
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_, stats.loss_g);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;

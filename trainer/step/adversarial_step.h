@@ -56,6 +56,12 @@ struct DStepStats {
   bool skipped = false;
 };
 
+// One micro-batch of an accumulated G step: G's input and the augmentation of its output.
+struct GMicroBatch {
+  torch::Tensor z, labels;
+  AugmentDraw augment_fake;
+};
+
 struct GStepStats {
   double loss_g = 0;
   double grad_norm = 0;
@@ -86,19 +92,27 @@ class AdversarialStep {
   torch::Tensor generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step);
   torch::Tensor generate_for_step(const torch::Tensor& z, bool for_g_step) { return generate_for_step(z, {}, for_g_step); }
   // One D update on this rank's real batch and fake batch (detached inside).
-  DStepStats d_step(const DStepInput& in);
+  DStepStats d_step(const DStepInput& in) { return d_step(std::vector<DStepInput>{in}); }
   DStepStats d_step(const torch::Tensor& real, const torch::Tensor& fake) {
     DStepInput in;
     in.real = real;
     in.fake = fake;
     return d_step(in);
   }
+  // training.accumulate: one D update from K micro-batches, each forward and backward in turn with
+  // its loss weighted 1/K, then one gradient all-reduce (none for the first K-1, as DDP's no_sync):
+  // the update of the mean loss over all K micro-batches.
+  DStepStats d_step(const std::vector<DStepInput>& micro_batches);
   // One G update through D(fake, labels), from the ceil(keep_share x B) fakes D scores highest
-  // (top-k training, Sinha et al. 2020; 1: all of them).
-  // `augment_fake` (training.augment) transforms the fakes before D, differentiably.
+  // (top-k training, Sinha et al. 2020; 1: all of them). `augment_fake` (training.augment)
+  // transforms the fakes before D, differentiably.
   GStepStats g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share = 1.0,
                     const AugmentDraw& augment_fake = {});
   GStepStats g_step(const torch::Tensor& fake) { return g_step(fake, {}); }
+  // training.accumulate: one G update from K micro-batches; each G(z) is generated again here (with
+  // its graph) and backpropagated before the next, so one G graph is alive at a time. top-k acts
+  // within each micro-batch.
+  GStepStats g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share = 1.0);
   // Both optimizers' learning rates become `factor` x the configured ones (a schedule).
   void scale_learning_rates(double factor);
   // Moves G's EMA (if the models have one) towards G with this beta (trainer/model/ema.h).
@@ -113,6 +127,10 @@ class AdversarialStep {
   torch::optim::Adam& optimizer_d() { return *opt_d_; }
 
  private:
+  DStepStats d_forward_backward(const DStepInput& in, double weight);
+  double g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                    const AugmentDraw& augment_fake, double weight);
+
   GanModels models_;
   cluster::Communicator& comm_;
   StepOptions options_;
