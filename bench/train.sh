@@ -6,7 +6,8 @@
 #   MODEL=dcgan28  (default) DCGAN-28 on Fashion-MNIST, batch 64 per rank (bench/peer/dcgan_ddp.py)
 #   MODEL=resnet64 the resnet at 64 px, ch 8, hinge, batch 16 per rank, on 2,000 synthetic RGB photos
 #                  made by `prep images` (bench/peer/resnet_ddp.py)
-#   env: REPEATS (3), STEPS (60 for dcgan28, 20 for resnet64)
+#   env: REPEATS (3), STEPS (60 for dcgan28, 20 for resnet64), EXTRA (more --set overrides for distgan,
+#        e.g. EXTRA="--set cluster.memory_format=contiguous")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -42,7 +43,7 @@ for r in $(seq "$repeats"); do
   for np in 1 2; do
     run=$tmp/run-$np-$r
     # Log every $warmup steps; the first interval (warm-up) is left out of the rate.
-    mpirun -np "$np" --bind-to core "$build/launcher/distgan" train -c "$config" "${overrides[@]}" \
+    mpirun -np "$np" --bind-to core "$build/launcher/distgan" train -c "$config" "${overrides[@]}" ${EXTRA:-} \
       --set data.path="$data" --set training.batch_size=$((per_rank * np)) --set training.steps=$((steps + warmup)) \
       --set logging.every=$warmup --set logging.sample_every=0 --set checkpoint.every=0 --set logging.run_dir="$run" > "$run.log"
     $py - "$run/metrics.jsonl" "$np" <<'PY' >> "$lines"

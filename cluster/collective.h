@@ -41,15 +41,19 @@ void poll_until_done(const std::function<bool()>& poll, const std::string& what,
 // "allreduce of 1024 float32 values" (for errors and the watchdog).
 std::string describe_collective(const char* op, const torch::Tensor& tensor);
 
-// Throws ClusterError ("<backend> backend: <op> needs a contiguous tensor", ...) for a tensor that
-// no backend can hand to its library: not contiguous, sparse, or of a dtype not in `supported`.
+// Throws ClusterError ("<backend> backend: <op> needs a dense tensor", ...) for a tensor that no
+// backend can hand to its library: sparse, with gaps or overlaps in memory, or of a dtype not in
+// `supported`. In-place collectives take any dense layout (a channels_last weight is one block of
+// memory, laid out alike on every rank); allgather stacks its inputs, so it needs the contiguous one.
 template <typename T>
 T backend_dtype(const torch::Tensor& tensor, const CollectiveContext& context, const char* op,
                 std::initializer_list<std::pair<torch::ScalarType, T>> supported) {
   if (tensor.layout() != torch::kStrided)
     throw ClusterError(context.backend + " backend: " + op + " needs a dense (strided) tensor");
-  if (!tensor.is_contiguous())
-    throw ClusterError(context.backend + " backend: " + op + " needs a contiguous tensor");
+  if (std::string(op) == "allgather" ? !tensor.is_contiguous() : !tensor.is_non_overlapping_and_dense())
+    throw ClusterError(context.backend + " backend: " + op +
+                       (std::string(op) == "allgather" ? " needs a contiguous tensor"
+                                                       : " needs a dense tensor (contiguous, or another layout without gaps)"));
   for (const auto& [type, value] : supported)
     if (type == tensor.scalar_type()) return value;
   throw ClusterError(context.backend + " backend: " + op + " of a " + std::string(c10::toString(tensor.scalar_type())) +

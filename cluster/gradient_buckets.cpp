@@ -45,6 +45,15 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
   }
 }
 
+torch::Tensor GradientReducer::slot_view(size_t b, size_t k) {
+  const auto& p = params_[buckets_[b][k]];
+  const torch::Tensor slot = buffers_[b].narrow(0, offsets_[b][k], p.numel());
+  // With the parameter's own strides: a channels_last weight gets a channels_last gradient, which
+  // backward writes and the optimizer reads without a layout change.
+  if (p.is_non_overlapping_and_dense()) return slot.as_strided(p.sizes(), p.strides(), slot.storage_offset());
+  return slot.view(p.sizes());
+}
+
 void GradientReducer::pack(size_t b) {
   const auto& bucket = buckets_[b];
   for (size_t k = 0; k < bucket.size(); ++k) {
@@ -52,7 +61,7 @@ void GradientReducer::pack(size_t b) {
     auto slot = buffers_[b].narrow(0, offsets_[b][k], p.numel());
     const auto& grad = p.grad();
     if (grad.defined() && grad.data_ptr() == slot.data_ptr()) continue;  // already a view of the bucket
-    if (grad.defined()) slot.copy_(grad.reshape(-1));
+    if (grad.defined()) slot_view(b, k).copy_(grad);
     else slot.zero_();
   }
 }
@@ -61,7 +70,7 @@ void GradientReducer::unpack(size_t b) {
   const auto& bucket = buckets_[b];
   for (size_t k = 0; k < bucket.size(); ++k) {
     auto& p = params_[bucket[k]];
-    auto view = buffers_[b].narrow(0, offsets_[b][k], p.numel()).view(p.sizes());
+    auto view = slot_view(b, k);
     if (p.grad().defined() && p.grad().data_ptr() == view.data_ptr()) continue;
     // From now on the gradient lives in the bucket: backward accumulates into it, no packing copy.
     p.mutable_grad() = view;

@@ -43,6 +43,7 @@ class GradientReducer {
   double last_wait_seconds() const { return last_wait_seconds_; }
 
  private:
+  torch::Tensor slot_view(size_t bucket, size_t index);  // the bucket's slot of a parameter, shaped like it
   void pack(size_t bucket);
   void unpack(size_t bucket);
 

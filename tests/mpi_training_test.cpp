@@ -197,8 +197,14 @@ TEST(MpiCommunicator, CollectivesGiveKnownValues) {
   ASSERT_EQ(all.size(), static_cast<size_t>(2 * n));
   for (int k = 0; k < n; ++k) EXPECT_EQ(all[2 * k], k);
   world.barrier();
-  torch::Tensor strided = torch::zeros({4, 4}).t();
+  torch::Tensor strided = torch::zeros({4, 4}).narrow(1, 0, 2);  // every other pair: gaps in memory
   EXPECT_THROW((void)world.allreduce(strided, {}), cluster::ClusterError);
+  // A dense tensor in another layout (a channels_last weight) reduces in place, element by element.
+  torch::Tensor nhwc = torch::arange(24, torch::kFloat32).view({1, 2, 3, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
+  world.allreduce(nhwc, {cluster::ReduceOp::kAverage})->wait();
+  EXPECT_TRUE(torch::equal(nhwc, torch::arange(24, torch::kFloat32).view({1, 2, 3, 4})));
+  EXPECT_TRUE(nhwc.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_THROW((void)world.allgather(nhwc), cluster::ClusterError);
   torch::Tensor counts = torch::tensor({int64_t{1}});
   EXPECT_THROW((void)world.allreduce(counts, {cluster::ReduceOp::kAverage}), cluster::ClusterError);
 }

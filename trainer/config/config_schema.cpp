@@ -262,6 +262,10 @@ std::vector<ConfigKey> build_schema() {
                    "compute device; cuda uses cuda:<local rank>")),
       may_change_on_resume(int_key("cluster", &C::cluster, "threads", &U::threads, 0, 1024,
                 "compute threads per rank (0: the cores in the rank's affinity mask)")),
+      may_change_on_resume(string_key("cluster", &C::cluster, "memory_format", &U::memory_format,
+                {"auto", "channels_last", "contiguous"},
+                "layout of conv weights and image activations; auto: channels_last for resnet (1.33x faster "
+                "on CPU), contiguous for dcgan (no difference measured)")),
       may_change_on_resume(float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
                   "gradient bucket size for the all-reduce, in MiB")),
       may_change_on_resume(int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,

@@ -42,6 +42,8 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
 // training.augment for the model's data; throws std::invalid_argument for an unknown transform or
 // augmentation of vectors.
 AugmentPolicy augment_policy(const Config& config, const ModelSpec& spec);
+// cluster.memory_format for the model: auto is channels_last for resnet, contiguous otherwise.
+bool uses_channels_last(const Config& config, const ModelSpec& spec);
 
 // What training.* and cluster.bucket_mb ask of the adversarial step.
 StepOptions step_options(const Config& config);

@@ -329,6 +329,17 @@ torch::Tensor discriminate(nn::Sequential& d, const torch::Tensor& x, const torc
   return out + (projection->forward(labels).to(pooled.scalar_type()) * pooled).sum(1);
 }
 
+void to_channels_last(nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& child : module.modules(/*include_self=*/false)) {
+    torch::Tensor weight;
+    if (auto c = std::dynamic_pointer_cast<nn::Conv2dImpl>(child)) weight = c->weight;
+    else if (auto t = std::dynamic_pointer_cast<nn::ConvTranspose2dImpl>(child)) weight = t->weight;
+    else if (auto s = std::dynamic_pointer_cast<SNConv2dImpl>(child)) weight = s->weight;
+    if (weight.defined()) weight.set_data(weight.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
 int64_t parameter_count(const torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();

@@ -130,6 +130,12 @@ bool is_conditional(torch::nn::Sequential& module);
 // when the spec does not fit the data (e.g. dcgan on vectors, an image size other than 28 or 32).
 GanModels build_models(const ModelSpec& spec);
 
+// Makes the weight of every convolution in `module` channels_last (NHWC in memory): convolutions
+// then take and give channels_last activations and run without layout changes
+// (cluster.memory_format). Values are unchanged; other 4-D tensors (LatentProjection's weight, a
+// matrix in disguise) keep their layout.
+void to_channels_last(torch::nn::Module& module);
+
 // Number of scalar parameters of a module.
 int64_t parameter_count(const torch::nn::Module& module);
 

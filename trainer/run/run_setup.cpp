@@ -173,6 +173,11 @@ void make_loader_and_step(RunState& r) {
   models.generator->to(r.device);
   models.discriminator->to(r.device);
   if (models.generator_ema) models.generator_ema->to(r.device);
+  r.channels_last = uses_channels_last(r.config, r.spec);
+  if (r.channels_last)  // before the step: its gradient buckets take the parameters' layout
+    for (torch::nn::Module* m : {models.generator.ptr().get(), models.discriminator.ptr().get(),
+                         models.generator_ema ? models.generator_ema.ptr().get() : nullptr})
+      if (m) to_channels_last(*m);
   r.step = std::make_unique<AdversarialStep>(std::move(models), *r.comm, step_options(r.config));
 }
 

@@ -53,6 +53,7 @@ struct RunState {
   at::Generator noise;  // this rank's: on the host, so its state is checkpointed alike on CPU and GPU
   int64_t global_batch = 0, per_rank_batch = 0;
   AugmentPolicy augment;  // training.augment
+  bool channels_last = false;  // cluster.memory_format: models and real batches in NHWC memory
   int threads = 1;
 
   TrainingPosition position;  // after the last completed step

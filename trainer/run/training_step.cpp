@@ -49,6 +49,7 @@ DStepInput next_d_input(RunState& r, int64_t s, int64_t c, const data::Batch& ba
   DStepInput in;
   // Pinned host batches copy asynchronously while the G forward runs.
   in.real = (k == 1 ? batch.data : batch.data.narrow(0, j * b, b)).to(r.device, /*non_blocking=*/true);
+  if (r.channels_last) in.real = in.real.contiguous(torch::MemoryFormat::ChannelsLast);
   if (r.faults.poisons_batch(s, r.rank(), r.world_size())) in.real = in.real * NAN;
   z = torch::randn({b, r.spec.z_dim}, r.noise).to(r.device, /*non_blocking=*/true);
   if (classes > 0) {  // real labels with the batch; fake ones drawn uniformly, from the rank's stream

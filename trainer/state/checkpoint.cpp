@@ -52,11 +52,15 @@ void restore_adam(TensorFileReader& reader, const std::string& prefix, torch::nn
     const int64_t step = reader.read(base + "step", torch::kInt64, {}).item<int64_t>();
     if (step < 0 || step > kMaxCount) throw DataError(reader.path() + ": " + base + "step is out of range");
     state.step(step);
-    const auto device = p.value().device();
-    state.exp_avg(reader.read(base + "exp_avg", p.value().scalar_type(), shape).to(device));
-    state.exp_avg_sq(reader.read(base + "exp_avg_sq", p.value().scalar_type(), shape).to(device));
-    if (reader.has_tensor(base + "max_exp_avg_sq"))
-      state.max_exp_avg_sq(reader.read(base + "max_exp_avg_sq", p.value().scalar_type(), shape).to(device));
+    // In the parameter's layout (channels_last weights): the moments are broadcast as raw memory to
+    // ranks whose fresh state has that layout, and Adam then reads them without layout changes.
+    const auto like_param = [&](const std::string& name) {
+      return torch::empty_like(p.value(), torch::MemoryFormat::Preserve)
+          .copy_(reader.read(base + name, p.value().scalar_type(), shape));
+    };
+    state.exp_avg(like_param("exp_avg"));
+    state.exp_avg_sq(like_param("exp_avg_sq"));
+    if (reader.has_tensor(base + "max_exp_avg_sq")) state.max_exp_avg_sq(like_param("max_exp_avg_sq"));
   }
 }
 
