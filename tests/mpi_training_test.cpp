@@ -44,6 +44,15 @@ GanModels seeded_models(bool batchnorm) {
   return m;
 }
 
+// Every parameter of two steps' models within a relative error of 1e-5.
+void expect_same_parameters(AdversarialStep& x, AdversarialStep& y, const char* after, int step) {
+  auto a = all_parameters(x.models()), b = all_parameters(y.models());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double rel = ((a[i] - b[i]).norm() / a[i].norm().clamp_min(1e-12)).item<double>();
+    EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", parameter " << i;
+  }
+}
+
 TEST(DistributedStep, TwoRanksWithBatchBEqualOneRankWithBatch2B) {
   cluster::MpiCommunicator world;
   ASSERT_EQ(world.size(), 2) << "run this test on 2 ranks";
@@ -98,13 +107,7 @@ TEST(DistributedStep, TwoMicroBatchesOfBEqualOneBatchOf2B) {
   options.r1_every = 1;
   AdversarialStep whole(seeded_models(false), world, options);
   AdversarialStep accumulated(seeded_models(false), world, options);
-  auto expect_same = [&](const char* after, int step) {
-    auto a = all_parameters(whole.models()), b = all_parameters(accumulated.models());
-    for (size_t i = 0; i < a.size(); ++i) {
-      const double rel = ((a[i] - b[i]).norm() / a[i].norm().clamp_min(1e-12)).item<double>();
-      EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", parameter " << i;
-    }
-  };
+  auto expect_same = [&](const char* after, int step) { expect_same_parameters(whole, accumulated, after, step); };
   for (int step = 0; step < 3; ++step) {
     DStepInput in;
     in.real = real;
@@ -154,13 +157,7 @@ TEST(DistributedStep, ResnetTwoRanksEqualOneRankAccumulatingTheGlobalBatch) {
   AdversarialStep single(build_models(spec), self, options);
   torch::manual_seed(5);
   AdversarialStep distributed(build_models(spec), world, options);
-  auto expect_same = [&](const char* after, int step) {
-    auto a = all_parameters(single.models()), d = all_parameters(distributed.models());
-    for (size_t i = 0; i < a.size(); ++i) {
-      const double rel = ((a[i] - d[i]).norm() / a[i].norm().clamp_min(1e-12)).item<double>();
-      EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", parameter " << i;
-    }
-  };
+  auto expect_same = [&](const char* after, int step) { expect_same_parameters(single, distributed, after, step); };
   for (int step = 0; step < 2; ++step) {
     std::vector<DStepInput> micro(2);
     for (int64_t j = 0; j < 2; ++j) {
