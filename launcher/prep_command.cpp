@@ -24,6 +24,7 @@ constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 struct PrepOptions {
   std::string out;
   bool force = false;
+  int deflate = data::WriteOptions{}.deflate_level;
   std::string images, labels, dir = kFashionMnistDir, split = "train";
   bool nhwc = false;
   int64_t samples = 100000;
@@ -36,6 +37,7 @@ struct PrepOptions {
 int write_and_report(const data::DatasetContents& contents, const PrepOptions& o) {
   data::WriteOptions w;
   w.overwrite = o.force;
+  w.deflate_level = o.deflate;
   data::write_dataset_file(o.out, contents, w);
   data::ReaderOptions r;
   r.path = o.out;
@@ -133,6 +135,9 @@ Runner add_prep_command(CLI::App& app) {
       ->check(CLI::IsMember({"none", "folders"}))->capture_default_str();
   images->add_option("--on-error", o->on_error, "skip: leave out each bad file with a warning; abort: stop at the first")
       ->check(CLI::IsMember({"skip", "abort"}))->capture_default_str();
+  images->add_option("--deflate", o->deflate, "HDF5 deflate level of the output, 0 (none) to 9; compression "
+                     "runs on one thread, and level 1 writes photos about twice as fast as 4 for a few % more size")
+      ->check(CLI::Range(0, 9))->capture_default_str();
   images->add_option("--threads", o->images_dir.threads, "decoding threads (0: one per core)")
       ->check(CLI::Range(0, 1024))->capture_default_str();
   images->add_option("--max-pixels", o->images_dir.max_pixels, "refuse, before decoding, images whose header "
