@@ -47,6 +47,12 @@ std::vector<int64_t> folder_labels(const std::string& dir, const std::vector<std
   return labels;
 }
 
+struct DecodedFolder {
+  std::vector<uint8_t> pixels;  // [N, C, S, S]; the slots of failed files are left as they were
+  std::vector<char> ok;         // per file: imported
+  int64_t failed = 0, enlarged = 0;
+};
+
 // Failures reported by the workers, drained by the calling thread.
 struct SkipQueue {
   std::mutex mutex;
@@ -60,6 +66,70 @@ struct SkipQueue {
     return std::exchange(pending, {});
   }
 };
+
+// Every file decoded and resized on o.threads threads into its slot of one buffer; progress and
+// skipped files reported on the calling thread. Throws the first failure with abort_on_error.
+DecodedFolder decode_in_parallel(const std::vector<std::string>& files, const ImageFolderOptions& o) {
+  const auto n = static_cast<int64_t>(files.size());
+  const int64_t sample = o.channels * o.size * o.size;
+  DecodedFolder out;
+  out.pixels.resize(static_cast<size_t>(n * sample));
+  out.ok.assign(static_cast<size_t>(n), 0);
+  std::vector<uint8_t>& pixels = out.pixels;
+  std::vector<char>& ok = out.ok;
+  std::atomic<int64_t> next{0}, done{0}, failed{0}, enlarged{0};
+  std::atomic<bool> stop{false};
+  SkipQueue skips;
+  DecodeOptions decode;
+  decode.channels = o.channels;
+  decode.max_pixels = o.max_pixels;
+  // Only scale down on load while the crop keeps at least twice the target: the resize filter
+  // then still sees enough pixels for a clean result.
+  decode.min_side = 2 * o.size;
+
+  auto work = [&]() {
+    torch::NoGradGuard no_grad;
+    for (int64_t i; !stop && (i = next++) < n;) {
+      try {
+        const DecodedImage image = decode_image(files[static_cast<size_t>(i)], decode);
+        if (std::min(image.width, image.height) < o.size) ++enlarged;
+        const std::vector<uint8_t> square = resize_to_square(image, o.size, o.crop);
+        std::copy(square.begin(), square.end(), pixels.begin() + i * sample);
+        ok[static_cast<size_t>(i)] = 1;
+      } catch (const std::exception& e) {
+        ++failed;
+        skips.push(e.what());
+        if (o.abort_on_error) stop = true;
+      }
+      ++done;
+    }
+  };
+  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> workers;
+  for (int t = 0; t < std::min<int64_t>(threads, n); ++t) workers.emplace_back(work);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto report = [&] {
+    for (const std::string& message : skips.take())
+      if (o.on_skip && !o.abort_on_error) o.on_skip(message);
+    if (o.on_progress) o.on_progress({done.load(), failed.load(), n, seconds()});
+  };
+  double last_report = 0;
+  while (done < n && !stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (seconds() - last_report >= o.progress_every_s) report(), last_report = seconds();
+  }
+  for (auto& t : workers) t.join();
+  if (o.abort_on_error && failed > 0) {
+    const std::vector<std::string> first = skips.take();
+    throw DataError(first.front() + " (stopped: --on-error abort)");
+  }
+  report();
+  out.failed = failed;
+  out.enlarged = enlarged;
+  return out;
+}
 
 }  // namespace
 
@@ -113,62 +183,14 @@ ImageFolderResult import_image_folder(const ImageFolderOptions& o) {
 
   const auto n = static_cast<int64_t>(files.size());
   const int64_t sample = o.channels * o.size * o.size;
-  std::vector<uint8_t> pixels(static_cast<size_t>(n * sample));
-  std::vector<char> ok(static_cast<size_t>(n), 0);
-  std::atomic<int64_t> next{0}, done{0}, failed{0}, enlarged{0};
-  std::atomic<bool> stop{false};
-  SkipQueue skips;
-  DecodeOptions decode;
-  decode.channels = o.channels;
-  decode.max_pixels = o.max_pixels;
-  // Only scale down on load while the crop keeps at least twice the target: the resize filter
-  // then still sees enough pixels for a clean result.
-  decode.min_side = 2 * o.size;
-
-  auto work = [&]() {
-    torch::NoGradGuard no_grad;
-    for (int64_t i; !stop && (i = next++) < n;) {
-      try {
-        const DecodedImage image = decode_image(files[static_cast<size_t>(i)], decode);
-        if (std::min(image.width, image.height) < o.size) ++enlarged;
-        const std::vector<uint8_t> out = resize_to_square(image, o.size, o.crop);
-        std::copy(out.begin(), out.end(), pixels.begin() + i * sample);
-        ok[static_cast<size_t>(i)] = 1;
-      } catch (const std::exception& e) {
-        ++failed;
-        skips.push(e.what());
-        if (o.abort_on_error) stop = true;
-      }
-      ++done;
-    }
-  };
-  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::thread> workers;
-  for (int t = 0; t < std::min<int64_t>(threads, n); ++t) workers.emplace_back(work);
-
-  const auto start = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  auto report = [&] {
-    for (const std::string& message : skips.take())
-      if (o.on_skip && !o.abort_on_error) o.on_skip(message);
-    if (o.on_progress) o.on_progress({done.load(), failed.load(), n, seconds()});
-  };
-  double last_report = 0;
-  while (done < n && !stop) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (seconds() - last_report >= o.progress_every_s) report(), last_report = seconds();
-  }
-  for (auto& t : workers) t.join();
-  if (o.abort_on_error && failed > 0) {
-    const std::vector<std::string> first = skips.take();
-    throw DataError(first.front() + " (stopped: --on-error abort)");
-  }
-  report();
-
+  DecodedFolder decoded = decode_in_parallel(files, o);
+  std::vector<uint8_t>& pixels = decoded.pixels;
+  const std::vector<char>& ok = decoded.ok;
+  const int64_t failed = decoded.failed;
+  result.enlarged = decoded.enlarged;
   // Keep the files that imported, in their sorted order.
   DatasetContents& c = result.contents;
   result.skipped = failed;
-  result.enlarged = enlarged;
   const int64_t kept = n - failed;
   if (kept == 0) throw DataError(o.dir + ": none of its " + std::to_string(n) + " image files could be imported");
   int64_t write = 0;  // compacted in place: the pixels are held once

@@ -101,6 +101,54 @@ CLI::App* add_common(CLI::App& parent, const char* name, const char* help, PrepO
   return sub;
 }
 
+CLI::App* add_images_command(CLI::App& prep, PrepOptions& o) {
+  CLI::App* images = add_common(prep, "images", "a folder of JPEG, PNG and WebP images (recursive), resized to SxS", o);
+  images->add_option("--dir", o.images_dir.dir, "folder with the images (searched recursively, sorted by path)")->required();
+  images->add_option("--size", o.images_dir.size, "side S of the square output images")->required()
+      ->check(CLI::Range(int64_t{4}, int64_t{4096}));
+  images->add_option("--channels", o.images_dir.channels, "3: RGB; 1: grey (ITU-R 601 luma)")
+      ->check(CLI::IsMember({1, 3}))->capture_default_str();
+  images->add_option("--crop", o.crop, "center: the largest centred square, then resize; none: stretch the "
+                     "whole image to SxS")->check(CLI::IsMember({"center", "none"}))->capture_default_str();
+  images->add_option("--labels", o.label_mode, "none, or folders: the first-level sub-folder names are the "
+                     "classes (sorted; torchvision's ImageFolder convention)")
+      ->check(CLI::IsMember({"none", "folders"}))->capture_default_str();
+  images->add_option("--on-error", o.on_error, "skip: leave out each bad file with a warning; abort: stop at the first")
+      ->check(CLI::IsMember({"skip", "abort"}))->capture_default_str();
+  images->add_option("--deflate", o.deflate, "HDF5 deflate level of the output, 0 (none) to 9; compression "
+                     "runs on one thread, and level 1 writes photos about twice as fast as 4 for a few % more size")
+      ->check(CLI::Range(0, 9))->capture_default_str();
+  images->add_option("--threads", o.images_dir.threads, "decoding threads (0: one per core)")
+      ->check(CLI::Range(0, 1024))->capture_default_str();
+  images->add_option("--max-pixels", o.images_dir.max_pixels, "refuse, before decoding, images whose header "
+                     "declares more pixels than this (decompression bombs)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))->capture_default_str();
+  return images;
+}
+
+CLI::App* add_cifar10_command(CLI::App& prep, PrepOptions& o) {
+  CLI::App* cifar = add_common(prep, "cifar10", "CIFAR-10, binary version (data_batch_1..5.bin, test_batch.bin)", o);
+  cifar->add_option("--dir", o.dir, "folder with the .bin files (or its parent)")->required();
+  cifar->add_option("--split", o.split, "train (50,000 images) or test (10,000)")
+      ->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+  return cifar;
+}
+
+// MNIST-style IDX pair of a split in `dir` (.gz or raw).
+data::DatasetContents import_idx_split(const std::string& dir, const std::string& split) {
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  auto find = [&](const std::string& stem) {
+    for (const char* suffix : {".gz", ""}) {
+      const std::string path = dir + "/" + stem + suffix;
+      if (std::filesystem::exists(path)) return path;
+    }
+    throw data::DataError(dir + "/" + stem + "[.gz]: not found (is the dataset package installed?)");
+  };
+  auto c = data::import_idx(find(prefix + "-images-idx3-ubyte"), find(prefix + "-labels-idx1-ubyte"));
+  c.attributes.emplace_back("split", split);
+  return c;
+}
+
 }  // namespace
 
 Runner add_prep_command(CLI::App& app) {
@@ -122,31 +170,8 @@ Runner add_prep_command(CLI::App& app) {
   npy->add_option("--data", o->images, ".npy file with the samples")->required();
   npy->add_option("--labels", o->labels, ".npy file with integer labels [N]");
   npy->add_flag("--nhwc", o->nhwc, "4-D images are stored [N, H, W, C]");
-  auto* images = add_common(*prep, "images", "a folder of JPEG, PNG and WebP images (recursive), resized to SxS", *o);
-  images->add_option("--dir", o->images_dir.dir, "folder with the images (searched recursively, sorted by path)")->required();
-  images->add_option("--size", o->images_dir.size, "side S of the square output images")->required()
-      ->check(CLI::Range(int64_t{4}, int64_t{4096}));
-  images->add_option("--channels", o->images_dir.channels, "3: RGB; 1: grey (ITU-R 601 luma)")
-      ->check(CLI::IsMember({1, 3}))->capture_default_str();
-  images->add_option("--crop", o->crop, "center: the largest centred square, then resize; none: stretch the "
-                     "whole image to SxS")->check(CLI::IsMember({"center", "none"}))->capture_default_str();
-  images->add_option("--labels", o->label_mode, "none, or folders: the first-level sub-folder names are the "
-                     "classes (sorted; torchvision's ImageFolder convention)")
-      ->check(CLI::IsMember({"none", "folders"}))->capture_default_str();
-  images->add_option("--on-error", o->on_error, "skip: leave out each bad file with a warning; abort: stop at the first")
-      ->check(CLI::IsMember({"skip", "abort"}))->capture_default_str();
-  images->add_option("--deflate", o->deflate, "HDF5 deflate level of the output, 0 (none) to 9; compression "
-                     "runs on one thread, and level 1 writes photos about twice as fast as 4 for a few % more size")
-      ->check(CLI::Range(0, 9))->capture_default_str();
-  images->add_option("--threads", o->images_dir.threads, "decoding threads (0: one per core)")
-      ->check(CLI::Range(0, 1024))->capture_default_str();
-  images->add_option("--max-pixels", o->images_dir.max_pixels, "refuse, before decoding, images whose header "
-                     "declares more pixels than this (decompression bombs)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))->capture_default_str();
-  auto* cifar = add_common(*prep, "cifar10", "CIFAR-10, binary version (data_batch_1..5.bin, test_batch.bin)", *o);
-  cifar->add_option("--dir", o->dir, "folder with the .bin files (or its parent)")->required();
-  cifar->add_option("--split", o->split, "train (50,000 images) or test (10,000)")
-      ->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+  auto* images = add_images_command(*prep, *o);
+  auto* cifar = add_cifar10_command(*prep, *o);
   auto* ring = add_common(*prep, "ring", "synthetic: 8 Gaussian modes on a circle of radius 2 (std 0.02)", *o);
   auto* grid = add_common(*prep, "grid", "synthetic: 5x5 Gaussian modes on a grid of spacing 2 (std 0.05)", *o);
   for (auto* s : {ring, grid}) {
@@ -165,25 +190,12 @@ Runner add_prep_command(CLI::App& app) {
   return [=]() -> int {
     check_output(*o);
     data::remove_temporary_on_signal();  // Ctrl-C or a scheduler's SIGTERM leaves no partial file
-    const auto idx_pair = [&](const std::string& dir, const std::string& split) {
-      const std::string prefix = split == "train" ? "train" : "t10k";
-      auto find = [&](const std::string& stem) {
-        for (const char* suffix : {".gz", ""}) {
-          const std::string path = dir + "/" + stem + suffix;
-          if (std::filesystem::exists(path)) return path;
-        }
-        throw data::DataError(dir + "/" + stem + "[.gz]: not found (is the dataset package installed?)");
-      };
-      auto c = data::import_idx(find(prefix + "-images-idx3-ubyte"), find(prefix + "-labels-idx1-ubyte"));
-      c.attributes.emplace_back("split", split);
-      return c;
-    };
     if (fashion->parsed()) {
-      auto c = idx_pair(o->dir, o->split);
+      auto c = import_idx_split(o->dir, o->split);
       c.attributes.emplace_back("dataset", "fashion-mnist");
       return write_and_report(c, *o);
     }
-    if (mnist->parsed()) return write_and_report(idx_pair(o->dir, o->split), *o);
+    if (mnist->parsed()) return write_and_report(import_idx_split(o->dir, o->split), *o);
     if (idx->parsed()) return write_and_report(data::import_idx(o->images, o->labels), *o);
     if (npy->parsed()) return write_and_report(data::import_npy(o->images, o->labels, o->nhwc), *o);
     if (images->parsed()) return prep_images(*o);

@@ -24,6 +24,82 @@ struct SampleOptions {
   int64_t class_index = -1;  // conditional models: -1 = every class in turn
 };
 
+// Grids of a conditional model without --class: one row of 16 per class, each class in turn.
+constexpr int64_t kGridColumns = 16;
+
+struct SampledItems {
+  data::DatasetContents contents;        // the items in their stored form (uint8 images, float vectors)
+  std::vector<torch::Tensor> shown_parts;  // the first items, for --grid
+  bool finite = true;
+};
+
+// Batch by batch, each converted to its stored form at once: memory is the output's size (uint8
+// for images), not a float copy of everything.
+SampledItems sample_items(const SampleOptions& o, LoadedModels& loaded, bool ema) {
+  auto& g = ema ? loaded.models.generator_ema : loaded.models.generator;
+  g->eval();
+  const int64_t classes = loaded.spec.num_classes;
+  auto labels_for = [&](int64_t first, int64_t n) -> torch::Tensor {
+    if (classes == 0) return {};
+    if (o.class_index >= 0) return torch::full({n}, o.class_index, torch::kInt64);
+    return torch::arange(first, first + n, torch::kInt64).div(kGridColumns, "floor").remainder(classes);
+  };
+  torch::NoGradGuard no_grad;
+  at::Generator noise = at::detail::createCPUGenerator(o.seed);
+  const bool images = loaded.spec.sample_shape.size() == 3;
+  // A 16x16 grid (a row per class, up to 16 classes, for conditional models); the scatter plot's points.
+  const int64_t shown_limit =
+      !images ? 2500 : classes > 0 && o.class_index < 0 ? kGridColumns * std::min<int64_t>(classes, 16) : 256;
+  SampledItems r;
+  int64_t shown_count = 0;
+  for (int64_t done = 0; done < o.count; done += kBatch) {
+    const int64_t n = std::min(kBatch, o.count - done);
+    const torch::Tensor labels = labels_for(done, n);
+    const torch::Tensor items = generate(g, torch::randn({n, loaded.spec.z_dim}, noise), labels).contiguous();
+    if (labels.defined()) r.contents.labels.insert(r.contents.labels.end(), labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
+    r.finite = r.finite && torch::isfinite(items).all().item<bool>();
+    if (shown_count < shown_limit) {
+      r.shown_parts.push_back(items.narrow(0, 0, std::min(n, shown_limit - shown_count)));
+      shown_count += r.shown_parts.back().size(0);
+    }
+    if (o.out.empty() && shown_count >= shown_limit) break;  // only the grid is wanted
+    if (images) {
+      const torch::Tensor bytes =
+          ((torch::nan_to_num(items, 0.0) + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+      r.contents.u8.insert(r.contents.u8.end(), bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+    } else {
+      r.contents.f32.insert(r.contents.f32.end(), items.data_ptr<float>(), items.data_ptr<float>() + items.numel());
+    }
+  }
+  return r;
+}
+
+void write_items(const SampleOptions& o, const LoadedModels& loaded, bool ema, data::DatasetContents& c) {
+  const bool images = loaded.spec.sample_shape.size() == 3;
+  c.name = images ? "/images" : "/samples";
+  c.shape = {o.count};
+  c.shape.insert(c.shape.end(), loaded.spec.sample_shape.begin(), loaded.spec.sample_shape.end());
+  c.attributes = {{"source", "distgan sample"}, {"checkpoint", o.checkpoint},
+                  {"step", std::to_string(loaded.step)}, {"seed", std::to_string(o.seed)},
+                  {"generator", ema ? "ema" : "raw"}};  // labels (conditional models): the class asked for
+  data::WriteOptions w;
+  w.overwrite = o.force;
+  data::write_dataset_file(o.out, c, w);
+  std::printf("wrote %lld items to %s (%s)\n", static_cast<long long>(o.count), o.out.c_str(), c.name.c_str());
+}
+
+void write_grid(const std::string& path, const torch::Tensor& shown, bool images) {
+  if (images) {
+    write_png(path, image_grid(shown, kGridColumns));
+  } else if (shown.size(1) >= 2) {
+    write_png(path, scatter_plot(shown, shown));
+  } else {
+    throw std::invalid_argument("--grid: the generator makes vectors of size " + std::to_string(shown.size(1)) +
+                                "; a plot needs at least 2");
+  }
+  std::printf("wrote %s\n", path.c_str());
+}
+
 }  // namespace
 
 Runner add_sample_command(CLI::App& app) {
@@ -47,8 +123,6 @@ Runner add_sample_command(CLI::App& app) {
     if (o->out.empty() && o->grid.empty()) throw CLI::ValidationError("give --out FILE.h5 and/or --grid FILE.png");
     LoadedModels loaded = load_model_file(o->checkpoint);
     const bool ema = loaded.models.generator_ema && !o->no_ema;
-    auto& g = ema ? loaded.models.generator_ema : loaded.models.generator;
-    g->eval();
     const int64_t classes = loaded.spec.num_classes;
     if (o->class_index >= 0 && classes == 0)
       throw CLI::ValidationError("--class: " + o->checkpoint + " holds an unconditional model (model.conditional: false)");
@@ -57,70 +131,10 @@ Runner add_sample_command(CLI::App& app) {
                                  std::to_string(classes - 1) + ")");
     std::printf("generating with the %s generator%s\n", ema ? "EMA" : "raw",
                 loaded.models.generator_ema ? "" : " (the run kept no EMA)");
-    // Grids of a conditional model without --class: one row of 16 per class, each class in turn.
-    const int64_t grid_columns = 16;
-    auto labels_for = [&](int64_t first, int64_t n) -> torch::Tensor {
-      if (classes == 0) return {};
-      if (o->class_index >= 0) return torch::full({n}, o->class_index, torch::kInt64);
-      return torch::arange(first, first + n, torch::kInt64).div(grid_columns, "floor").remainder(classes);
-    };
-    std::vector<int64_t> all_labels;
-    torch::NoGradGuard no_grad;
-    at::Generator noise = at::detail::createCPUGenerator(o->seed);
-    // Batch by batch, each converted to its stored form at once: memory is the output's size
-    // (uint8 for images), not a float copy of everything.
-    const bool images = loaded.spec.sample_shape.size() == 3;
-    // A 16x16 grid (a row per class, up to 16 classes, for conditional models); the scatter plot's points.
-    const int64_t shown_limit = !images ? 2500 : classes > 0 && o->class_index < 0 ? grid_columns * std::min<int64_t>(classes, 16) : 256;
-    data::DatasetContents c;
-    std::vector<torch::Tensor> shown_parts;  // the first items, for --grid
-    int64_t shown_count = 0;
-    bool finite = true;
-    for (int64_t done = 0; done < o->count; done += kBatch) {
-      const int64_t n = std::min(kBatch, o->count - done);
-      const torch::Tensor labels = labels_for(done, n);
-      const torch::Tensor items = generate(g, torch::randn({n, loaded.spec.z_dim}, noise), labels).contiguous();
-      if (labels.defined()) all_labels.insert(all_labels.end(), labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
-      finite = finite && torch::isfinite(items).all().item<bool>();
-      if (shown_count < shown_limit) {
-        shown_parts.push_back(items.narrow(0, 0, std::min(n, shown_limit - shown_count)));
-        shown_count += shown_parts.back().size(0);
-      }
-      if (o->out.empty() && shown_count >= shown_limit) break;  // only the grid is wanted
-      if (images) {
-        const torch::Tensor bytes =
-            ((torch::nan_to_num(items, 0.0) + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-        c.u8.insert(c.u8.end(), bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
-      } else {
-        c.f32.insert(c.f32.end(), items.data_ptr<float>(), items.data_ptr<float>() + items.numel());
-      }
-    }
-    if (!finite) std::fprintf(stderr, "distgan: warning: the generator produced non-finite values (a diverged model?)\n");
-    if (!o->out.empty()) {
-      c.name = images ? "/images" : "/samples";
-      c.shape = {o->count};
-      c.shape.insert(c.shape.end(), loaded.spec.sample_shape.begin(), loaded.spec.sample_shape.end());
-      c.attributes = {{"source", "distgan sample"}, {"checkpoint", o->checkpoint},
-                      {"step", std::to_string(loaded.step)}, {"seed", std::to_string(o->seed)},
-                      {"generator", ema ? "ema" : "raw"}};
-      c.labels = all_labels;  // conditional models: the class asked for, per item
-      data::WriteOptions w;
-      w.overwrite = o->force;
-      data::write_dataset_file(o->out, c, w);
-      std::printf("wrote %lld items to %s (%s)\n", static_cast<long long>(o->count), o->out.c_str(), c.name.c_str());
-    }
-    if (!o->grid.empty()) {
-      const torch::Tensor shown = torch::cat(shown_parts);
-      if (images) {
-        write_png(o->grid, image_grid(shown, grid_columns));
-      } else if (shown.size(1) >= 2) {
-        write_png(o->grid, scatter_plot(shown, shown));
-      } else {
-        throw std::invalid_argument("--grid: the generator makes vectors of size " +
-                                    std::to_string(shown.size(1)) + "; a plot needs at least 2");
-      }
-      std::printf("wrote %s\n", o->grid.c_str());
-    }
+    SampledItems items = sample_items(*o, loaded, ema);
+    if (!items.finite) std::fprintf(stderr, "distgan: warning: the generator produced non-finite values (a diverged model?)\n");
+    if (!o->out.empty()) write_items(*o, loaded, ema, items.contents);
+    if (!o->grid.empty()) write_grid(o->grid, torch::cat(items.shown_parts), loaded.spec.sample_shape.size() == 3);
     return kExitOk;
   };
 }
