@@ -1,8 +1,14 @@
 #include "cluster/gradient_buckets.h"
 
-#include <cmath>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <chrono>
+#include <cmath>
+#include <exception>
+#include <numeric>
+#include <thread>
 
 #include "cluster/mpi_check.h"
 
@@ -22,26 +28,75 @@ std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& para
   return buckets;
 }
 
-GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, int64_t bucket_bytes)
-    : params_(std::move(params)), comm_(comm) {
+// What the hooks share with the reducer; `reducer` is cleared when it goes, so a graph that outlives
+// it (and still holds the accumulators) calls nothing.
+struct GradientReducer::HookState {
+  GradientReducer* reducer = nullptr;
+  std::thread::id armed_thread;       // hooks on another thread (CUDA's device threads) leave the work to finish_update
+  std::exception_ptr failure;         // a collective that failed to start inside backward, rethrown after it
+};
+
+class GradientReducer::ReadyHook : public torch::autograd::FunctionPostHook {
+ public:
+  ReadyHook(std::shared_ptr<HookState> state, size_t param) : state_(std::move(state)), param_(param) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    HookState& s = *state_;
+    if (s.reducer == nullptr || s.failure || std::this_thread::get_id() != s.armed_thread) return outputs;
+    try {
+      s.reducer->on_gradient_ready(param_);
+    } catch (...) {  // thrown through autograd it would lose its type: keep it for finish_update
+      s.failure = std::current_exception();
+    }
+    return outputs;
+  }
+
+ private:
+  std::shared_ptr<HookState> state_;
+  size_t param_;
+};
+
+GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, int64_t bucket_bytes,
+                                 bool overlap)
+    : params_(std::move(params)), comm_(comm), overlap_(overlap), hook_state_(std::make_shared<HookState>()) {
   if (bucket_bytes < 1) throw ClusterError("gradient buckets: the bucket size must be positive");
+  // Reverse parameter order: the order backward produces the gradients in.
+  std::vector<size_t> order(params_.size());
+  std::iota(order.rbegin(), order.rend(), size_t{0});
   std::vector<int64_t> bytes;
-  for (const auto& p : params_) {
-    if (p.scalar_type() != torch::kFloat32)
+  for (size_t i : order) {
+    if (params_[i].scalar_type() != torch::kFloat32)
       throw ClusterError("gradient buckets: only float32 parameters are supported");
-    bytes.push_back(p.numel() * 4);
+    bytes.push_back(params_[i].numel() * 4);
   }
   buckets_ = assign_buckets(bytes, bucket_bytes);
-  for (const auto& bucket : buckets_) {
+  bucket_of_.resize(params_.size());
+  for (size_t b = 0; b < buckets_.size(); ++b) {
     int64_t total = 0;
     std::vector<int64_t> offsets;
-    for (size_t i : bucket) {
+    for (size_t& position : buckets_[b]) {
+      position = order[position];
+      bucket_of_[position] = b;
       offsets.push_back(total);
-      total += params_[i].numel();
+      total += params_[position].numel();
     }
     offsets_.push_back(offsets);
-    const bool last = &bucket == &buckets_.back();
-    buffers_.push_back(torch::zeros({total + (last ? 1 : 0)}, params_[bucket.front()].options()));
+    const bool last = b + 1 == buckets_.size();
+    buffers_.push_back(torch::zeros({total + (last ? 1 : 0)}, params_[buckets_[b].front()].options()));
+  }
+  hook_state_->reducer = this;
+  if (overlap_) install_hooks();
+}
+
+GradientReducer::~GradientReducer() { hook_state_->reducer = nullptr; }
+
+void GradientReducer::install_hooks() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].requires_grad()) continue;  // never gets a gradient: its bucket starts in finish_update
+    auto accumulator = torch::autograd::impl::grad_accumulator(params_[i]);
+    if (!accumulator) continue;
+    accumulator->add_post_hook(std::make_unique<ReadyHook>(hook_state_, i));
+    accumulators_.push_back(std::move(accumulator));
   }
 }
 
@@ -64,6 +119,7 @@ void GradientReducer::pack(size_t b) {
     if (grad.defined()) slot_view(b, k).copy_(grad);
     else slot.zero_();
   }
+  if (b + 1 == buffers_.size()) buffers_[b].narrow(0, buffers_[b].numel() - 1, 1).copy_(side_source_.reshape({1}));
 }
 
 void GradientReducer::unpack(size_t b) {
@@ -91,34 +147,79 @@ void GradientReducer::zero_grad() {
     }
 }
 
-double GradientReducer::average_gradients(double side_value) {
-  using Clock = std::chrono::steady_clock;
-  std::vector<std::unique_ptr<Work>> work;
-  work.reserve(buffers_.size());
-  torch::NoGradGuard no_grad;
-  if (buffers_.empty()) return side_value;  // nothing to reduce (a model without parameters)
-  torch::Tensor side = buffers_.back().narrow(0, buffers_.back().numel() - 1, 1);
-  side.fill_(side_value);
-  for (size_t b = 0; b < buffers_.size(); ++b) {
-    pack(b);
-    work.push_back(comm_.allreduce(buffers_[b], {ReduceOp::kAverage}));  // starts while the next bucket packs
-  }
-  const auto t0 = Clock::now();
-  for (auto& w : work) w->wait();
-  last_wait_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
-  for (size_t b = 0; b < buffers_.size(); ++b) unpack(b);
-  return side.item<double>();
+void GradientReducer::begin_final_backward(const torch::Tensor& side_value) {
+  TORCH_CHECK(side_value.numel() == 1, "gradient buckets: the side value must be one number");
+  side_source_ = side_value.detach();
+  pending_.assign(buckets_.size(), 0);
+  for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].size();
+  arrived_.assign(params_.size(), 0);
+  work_.clear();
+  started_during_backward_ = 0;
+  hook_state_->armed_thread = std::this_thread::get_id();
+  hook_state_->failure = nullptr;
+  armed_ = overlap_;
 }
 
-double GradientReducer::gradient_norm() const {
+// A hook: parameter `param`'s gradient of the final backward is in p.grad().
+void GradientReducer::on_gradient_ready(size_t param) {
+  if (!armed_ || arrived_[param]) return;
+  arrived_[param] = 1;
+  if (--pending_[bucket_of_[param]] > 0) {
+    if (!work_.empty()) work_.back()->is_completed();  // lets MPI progress the collectives in flight
+    return;
+  }
+  const size_t before = work_.size();
+  start_ready_buckets();
+  started_during_backward_ += work_.size() - before;
+}
+
+void GradientReducer::start_ready_buckets() {
+  while (work_.size() < buckets_.size() && pending_[work_.size()] == 0) start_bucket(work_.size());
+}
+
+void GradientReducer::start_bucket(size_t b) {
   torch::NoGradGuard no_grad;
-  double squares = 0;
+  pack(b);
+  work_.push_back(comm_.allreduce(buffers_[b], {ReduceOp::kAverage}));
+}
+
+AveragedGradients GradientReducer::finish_update() {
+  using Clock = std::chrono::steady_clock;
+  TORCH_CHECK(side_source_.defined(), "gradient buckets: finish_update without begin_final_backward");
+  armed_ = false;
+  if (hook_state_->failure) std::rethrow_exception(std::exchange(hook_state_->failure, nullptr));
+  torch::NoGradGuard no_grad;
+  last_started_during_backward_ = started_during_backward_;
+  while (work_.size() < buckets_.size()) start_bucket(work_.size());  // starts while the next bucket packs
+  const auto t0 = Clock::now();
+  for (auto& w : work_) w->wait();
+  last_wait_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
+  work_.clear();
+  AveragedGradients out;
+  if (buffers_.empty()) {  // nothing to reduce (a model without parameters)
+    out.side_value = side_source_.item<double>();
+    side_source_ = torch::Tensor();
+    return out;
+  }
+  std::vector<torch::Tensor> read;  // [side, squares of each bucket]: one read to the host
+  read.push_back(buffers_.back().narrow(0, buffers_.back().numel() - 1, 1).to(torch::kFloat64));
   for (size_t b = 0; b < buffers_.size(); ++b) {
+    unpack(b);
     const bool last = b + 1 == buffers_.size();
     const torch::Tensor grads = last ? buffers_[b].narrow(0, 0, buffers_[b].numel() - 1) : buffers_[b];
-    squares += grads.dot(grads).item<double>();
+    read.push_back(grads.dot(grads).to(torch::kFloat64).reshape({1}));
   }
-  return std::sqrt(squares);
+  const torch::Tensor host = torch::cat(read).cpu();
+  out.side_value = host[0].item<double>();
+  out.grad_norm = std::sqrt(host.narrow(0, 1, host.numel() - 1).sum().item<double>());
+  side_source_ = torch::Tensor();
+  return out;
+}
+
+double GradientReducer::average_gradients(double side_value) {
+  begin_final_backward(torch::full({1}, side_value, buffers_.empty() ? torch::TensorOptions(torch::kFloat32)
+                                                                     : buffers_.back().options()));
+  return finish_update().side_value;
 }
 
 }  // namespace distgan::cluster

@@ -241,10 +241,11 @@ TEST(MpiCommunicator, BroadcastAndBarrierAPeerNeverJoinsTimeOut) {
 TEST(GradientReducer, AveragesMixedSizeGradientsAcrossBucketBoundaries) {
   cluster::MpiCommunicator world;
   const int r = world.rank();
-  // Sizes 3, 100, 1, 7x5 floats with a 64-byte cap: buckets {0, 1}, {2, 3}.
+  // Sizes 3, 100, 1, 7x5 floats with a 64-byte cap, taken in reverse order (backward's): buckets
+  // {3}, {2, 1}, {0}.
   std::vector<torch::Tensor> params{torch::zeros({3}), torch::zeros({100}), torch::zeros({1}), torch::zeros({7, 5})};
   cluster::GradientReducer reducer(params, world, 64);
-  EXPECT_EQ(reducer.buckets(), (std::vector<std::vector<size_t>>{{0, 1}, {2, 3}}));
+  EXPECT_EQ(reducer.buckets(), (std::vector<std::vector<size_t>>{{3}, {2, 1}, {0}}));
   for (int round = 0; round < 2; ++round) {  // the second round runs on bucket views
     for (size_t i = 0; i < params.size(); ++i) {
       auto g = torch::arange(params[i].numel(), torch::kFloat32).view(params[i].sizes()) * (r + 1) + 10.0 * i;

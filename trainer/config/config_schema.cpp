@@ -268,6 +268,9 @@ std::vector<ConfigKey> build_schema() {
                 "on CPU), contiguous for dcgan (no difference measured)")),
       may_change_on_resume(float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
                   "gradient bucket size for the all-reduce, in MiB")),
+      may_change_on_resume(bool_key("cluster", &C::cluster, "overlap", &U::overlap,
+                "start each gradient bucket's all-reduce during backward, as soon as its gradients are in "
+                "(false: all after backward; the same numbers either way)")),
       may_change_on_resume(int_key("cluster", &C::cluster, "collective_timeout_s", &U::collective_timeout_s, 1, 86400 * 7,
                 "seconds a collective may take before the job is aborted")),
       may_change_on_resume(int_key("cluster", &C::cluster, "check_replicas_every", &U::check_replicas_every, 0, kBig,

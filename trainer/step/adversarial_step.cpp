@@ -16,7 +16,7 @@ AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, 
   opt_d_ = std::make_unique<torch::optim::Adam>(
       models_.discriminator->parameters(),
       torch::optim::AdamOptions(options.lr_d).betas({options.betas_d[0], options.betas_d[1]}));
-  sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes);
+  sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes, options.overlap);
 }
 
 torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step) {
@@ -29,7 +29,8 @@ torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const t
 
 // One micro-batch's D forward and backward, its loss scaled by `weight` (1/K of K micro-batches),
 // so the accumulated gradient is the mean over the whole batch. Returns the unscaled statistics.
-DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weight) {
+DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weight, torch::Tensor& loss_sum,
+                                               bool final) {
   auto& d = models_.discriminator;
   const bool r1 = in.apply_r1 && options_.r1_gamma > 0;
   // R1 needs the gradient of D(real) with respect to the real images: a leaf that requires grad.
@@ -61,7 +62,10 @@ DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weig
     stats.penalised = true;
     loss = loss + options_.gp_lambda * penalty;
   }
-  (weight == 1.0 ? loss : loss * weight).backward();
+  const torch::Tensor weighted = weight == 1.0 ? loss : loss * weight;
+  loss_sum = loss_sum.defined() ? loss_sum + weighted.detach() : weighted.detach();
+  if (final) sync_->reducer_d().begin_final_backward(loss_sum);
+  weighted.backward();
   stats.loss_d = loss.item<double>();
   stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
   stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
@@ -76,15 +80,16 @@ DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches)
   DStepStats stats;
   advance_power_iteration(*models_.discriminator);
   PowerIterationPause pause(*models_.discriminator, true);
-  for (const DStepInput& in : micro_batches) {  // gradients accumulate; no communication until the end
-    const DStepStats m = d_forward_backward(in, weight);
+  torch::Tensor loss_sum;
+  for (const DStepInput& in : micro_batches) {  // gradients accumulate; communication in the last backward only
+    const DStepStats m = d_forward_backward(in, weight, loss_sum, &in == &micro_batches.back());
     stats.loss_d += weight * m.loss_d;
     stats.d_real += weight * m.d_real;
     stats.d_fake += weight * m.d_fake;
     stats.penalty += weight * m.penalty;
     stats.penalised = m.penalised;
   }
-  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_d(), *opt_d_, stats.loss_d);
+  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_d(), *opt_d_);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;
@@ -96,7 +101,8 @@ double top_k_share(double keep, double decay, int64_t epoch) {
 
 // G's loss on `fake` through D (D's weights frozen), backpropagated with `weight`; returns the loss.
 double AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
-                                   const AugmentDraw& augment_fake, double weight) {
+                                   const AugmentDraw& augment_fake, double weight, torch::Tensor& loss_sum,
+                                   bool final) {
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
   auto d_params = models_.discriminator->parameters();
@@ -112,7 +118,10 @@ double AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tenso
     // Sinha et al.: the gradients of the fakes D scores lowest help G least (they pull it off good modes).
     if (keep < b) logits = std::get<0>(logits.topk(keep));
     loss = generator_loss(options_.loss, logits);
-    (weight == 1.0 ? loss : loss * weight).backward();
+    const torch::Tensor weighted = weight == 1.0 ? loss : loss * weight;
+    loss_sum = loss_sum.defined() ? loss_sum + weighted.detach() : weighted.detach();
+    if (final) sync_->reducer_g().begin_final_backward(loss_sum);
+    weighted.backward();
   } catch (...) {
     for (auto& p : d_params) p.requires_grad_(true);
     throw;
@@ -126,8 +135,9 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tenso
   sync_->reducer_g().zero_grad();
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
   GStepStats stats;
-  stats.loss_g = g_backward(fake, fake_labels, keep_share, augment_fake, 1.0);
-  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_, stats.loss_g);
+  torch::Tensor loss_sum;
+  stats.loss_g = g_backward(fake, fake_labels, keep_share, augment_fake, 1.0, loss_sum, true);
+  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;
@@ -139,11 +149,13 @@ GStepStats AdversarialStep::g_step(const std::vector<GMicroBatch>& micro_batches
   const double weight = 1.0 / static_cast<double>(micro_batches.size());
   GStepStats stats;
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
+  torch::Tensor loss_sum;
   for (const GMicroBatch& m : micro_batches) {  // one G graph alive at a time
     const torch::Tensor fake = generate_for_step(m.z, m.labels, /*for_g_step=*/true);
-    stats.loss_g += weight * g_backward(fake, m.labels, keep_share, m.augment_fake, weight);
+    const bool final = &m == &micro_batches.back();
+    stats.loss_g += weight * g_backward(fake, m.labels, keep_share, m.augment_fake, weight, loss_sum, final);
   }
-  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_, stats.loss_g);
+  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;

@@ -29,6 +29,7 @@ struct StepOptions {
   double lr_g = 2e-4, lr_d = 2e-4;
   std::array<double, 2> betas_g{0.5, 0.999}, betas_d{0.5, 0.999};
   int64_t bucket_bytes = cluster::kDefaultBucketBytes;
+  bool overlap = true;    // all-reduce each gradient bucket during backward (cluster.overlap)
   bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32
   double r1_gamma = 0;    // R1 weight (0: off)
   int64_t r1_every = 16;  // lazy R1: applied on D steps the caller marks, scaled by this
@@ -127,9 +128,11 @@ class AdversarialStep {
   torch::optim::Adam& optimizer_d() { return *opt_d_; }
 
  private:
-  DStepStats d_forward_backward(const DStepInput& in, double weight);
+  // `loss_sum` accumulates the weighted losses of the update's micro-batches (on the device); on the
+  // final one it is handed to the reducer before backward, which then starts the all-reduces.
+  DStepStats d_forward_backward(const DStepInput& in, double weight, torch::Tensor& loss_sum, bool final);
   double g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
-                    const AugmentDraw& augment_fake, double weight);
+                    const AugmentDraw& augment_fake, double weight, torch::Tensor& loss_sum, bool final);
 
   GanModels models_;
   cluster::Communicator& comm_;

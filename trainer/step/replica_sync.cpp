@@ -23,21 +23,21 @@ std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
 
 }  // namespace
 
-ReplicaSync::ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes)
+ReplicaSync::ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap)
     : models_(models), comm_(comm) {
-  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, bucket_bytes);
-  reduce_d_ = std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, bucket_bytes);
+  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, bucket_bytes, overlap);
+  reduce_d_ =
+      std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, bucket_bytes, overlap);
 }
 
 // Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so, and
 // every rank then skips the same update.
-AveragedUpdate ReplicaSync::apply_averaged_update(cluster::GradientReducer& reducer, torch::optim::Adam& optimizer,
-                                                  double loss) {
-  const double mean_loss = reducer.average_gradients(loss);
+AveragedUpdate ReplicaSync::apply_averaged_update(cluster::GradientReducer& reducer, torch::optim::Adam& optimizer) {
+  const cluster::AveragedGradients averaged = reducer.finish_update();
   comm_seconds_ += reducer.last_wait_seconds();
   AveragedUpdate update;
-  update.grad_norm = reducer.gradient_norm();
-  update.skipped = !std::isfinite(mean_loss) || !std::isfinite(update.grad_norm);
+  update.grad_norm = averaged.grad_norm;
+  update.skipped = !std::isfinite(averaged.side_value) || !std::isfinite(update.grad_norm);
   if (!update.skipped) optimizer.step();
   return update;
 }

@@ -24,14 +24,16 @@ struct AveragedUpdate {
 
 class ReplicaSync {
  public:
-  ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes);
+  // overlap: each bucket's all-reduce starts during backward (cluster/gradient_buckets.h).
+  ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap = true);
 
   cluster::GradientReducer& reducer_g() { return *reduce_g_; }
   cluster::GradientReducer& reducer_d() { return *reduce_d_; }
 
-  // Averages the gradients of `reducer`'s parameters across ranks (this rank's `loss` rides along)
+  // After the final backward of an update, which `reducer.begin_final_backward(loss)` preceded:
+  // averages the gradients of `reducer`'s parameters across ranks (this rank's loss rides along)
   // and steps `optimizer` unless the averaged loss or gradient is not finite.
-  AveragedUpdate apply_averaged_update(cluster::GradientReducer& reducer, torch::optim::Adam& optimizer, double loss);
+  AveragedUpdate apply_averaged_update(cluster::GradientReducer& reducer, torch::optim::Adam& optimizer);
 
   // Rank 0's parameters, buffers and both optimizers' state to every rank.
   void broadcast_from_root(torch::optim::Adam& optimizer_g, torch::optim::Adam& optimizer_d);
