@@ -6,7 +6,10 @@
 #   Fashion-MNIST: configs/fashion-mnist.yaml (2,000 steps; EMA and raw generator) and
 #     configs/fashion-mnist-conditional.yaml (class accuracy), next to the real-data floor (the
 #     test split scored against the training split)
-# Usage: bash bench/quality.sh [BUILD]   (ONLY=mixtures|fashion to run a part; SEEDS="0 1 2 3 4"; NP=2 ranks;
+#   resnet: configs/fashion-mnist-resnet.yaml over SEEDS (issue 17's FID <= 7 in every seed)
+#   fashion64: configs/fashion-mnist64-resnet.yaml on Fashion-MNIST enlarged to 64x64 by `prep images`,
+#     FID at steps 1,000 and 2,000 in a 64 px classifier's features beside its real-data floor
+# Usage: bash bench/quality.sh [BUILD]   (ONLY=mixtures|fashion|resnet|fashion64 to run a part; SEEDS="0 1 2 3 4"; NP=2 ranks;
 #   EXTRA="--set training.steps=50" adds overrides to every training run, e.g. to try the script)
 # Results: $OUT (default build/bench/quality) with one run directory and JSON per measurement, and
 # a summary table printed at the end. Takes about 1.5 hours on 2 cores (the mixtures about 40 minutes).
@@ -64,6 +67,44 @@ if [ "$only" = all ] || [ "$only" = fashion ]; then
   train configs/fashion-mnist-conditional.yaml "$out/conditional"
   "$distgan" eval -k "$out/conditional/final.h5" --classifier "$classifier" --json "$out/conditional-ema.json"
   for m in floor fashion-ema fashion-raw conditional-ema; do
+    summary+=("| $m | $(for k in fid kid precision recall; do printf '%.4g ' "$(metric "$out/$m.json" $k)"; done)|")
+  done
+fi
+if [ "$only" = all ] || [ "$only" = resnet ]; then
+  prep datasets/fashion-mnist.h5 fashion-mnist
+  classifier=datasets/fashion-mnist-classifier.h5
+  [ -f "$classifier" ] || "$distgan" eval train-classifier --train datasets/fashion-mnist.h5 \
+    --test datasets/fashion-mnist-test.h5 -o "$classifier"
+  for seed in $seeds; do
+    run=$out/resnet-s$seed
+    start=$(date +%s)
+    train configs/fashion-mnist-resnet.yaml "$run" --set training.seed="$seed" --set checkpoint.every=0
+    took=$(( $(date +%s) - start ))
+    "$distgan" eval -k "$run/final.h5" --classifier "$classifier" --json "$run.json" >/dev/null
+    summary+=("| fashion-mnist-resnet seed $seed (${took} s) | $(for k in fid kid precision recall; do printf '%.4g ' "$(metric "$run.json" $k)"; done)|")
+    echo "${summary[-1]}"
+  done
+fi
+if [ "$only" = all ] || [ "$only" = fashion64 ]; then
+  prep datasets/fashion-mnist.h5 fashion-mnist
+  prep datasets/fashion-mnist-test.h5 fashion-mnist --split test
+  if [ ! -f datasets/fashion-mnist64-test.h5 ]; then
+    pngs=$(mktemp -d)
+    /usr/bin/python3 bench/fashion_mnist_png.py datasets/fashion-mnist.h5 datasets/fashion-mnist-test.h5 "$pngs"
+    "$distgan" prep images --dir "$pngs/train" --size 64 --channels 1 --labels folders --out datasets/fashion-mnist64.h5
+    "$distgan" prep images --dir "$pngs/test" --size 64 --channels 1 --labels folders --out datasets/fashion-mnist64-test.h5
+    rm -rf "$pngs"
+  fi
+  classifier=datasets/fashion-mnist64-classifier.h5
+  [ -f "$classifier" ] || "$distgan" eval train-classifier --train datasets/fashion-mnist64.h5 \
+    --test datasets/fashion-mnist64-test.h5 -o "$classifier"
+  "$distgan" eval --samples-file datasets/fashion-mnist64-test.h5 --real datasets/fashion-mnist64.h5 \
+    --classifier "$classifier" --json "$out/floor64.json" >/dev/null
+  run=$out/fashion64
+  train configs/fashion-mnist64-resnet.yaml "$run"
+  "$distgan" eval -k "$run/checkpoints/ckpt_00001000.h5" --classifier "$classifier" --json "$out/fashion64-1000.json" >/dev/null
+  "$distgan" eval -k "$run/final.h5" --classifier "$classifier" --json "$out/fashion64-2000.json" >/dev/null
+  for m in floor64 fashion64-1000 fashion64-2000; do
     summary+=("| $m | $(for k in fid kid precision recall; do printf '%.4g ' "$(metric "$out/$m.json" $k)"; done)|")
   done
 fi
