@@ -72,6 +72,7 @@ if [ "$only" = all ] || [ "$only" = fashion ]; then
 fi
 if [ "$only" = all ] || [ "$only" = resnet ]; then
   prep datasets/fashion-mnist.h5 fashion-mnist
+  prep datasets/fashion-mnist-test.h5 fashion-mnist --split test
   classifier=datasets/fashion-mnist-classifier.h5
   [ -f "$classifier" ] || "$distgan" eval train-classifier --train datasets/fashion-mnist.h5 \
     --test datasets/fashion-mnist-test.h5 -o "$classifier"

@@ -6,6 +6,7 @@
 
 #include "cluster/gradient_buckets.h"
 #include "cluster/mpi_communicator.h"
+#include "tests/tiny_models.h"
 #include "trainer/step/adversarial_step.h"
 
 namespace distgan {
@@ -90,8 +91,8 @@ std::vector<torch::Tensor> parameters_of(AdversarialStep& s) {
   return p;
 }
 
-// The whole step on the resnet (spectral norm, channels-last-free defaults) with R1 and two
-// micro-batches, and on the MLP with WGAN-GP: overlap on and off end bitwise equal.
+// The whole step, D and G, with two micro-batches each: on the resnet (spectral norm) with R1 and
+// on the MLP with WGAN-GP, overlap on and off end bitwise equal.
 void expect_overlap_changes_no_bit(const ModelSpec& spec, StepOptions options) {
   cluster::MpiCommunicator world;
   const int r = world.rank();
@@ -125,12 +126,7 @@ void expect_overlap_changes_no_bit(const ModelSpec& spec, StepOptions options) {
 }
 
 TEST(DistributedStep, OverlapOnAndOffMakeBitwiseIdenticalResnetUpdatesWithR1AndAccumulation) {
-  ModelSpec spec;
-  spec.name = "resnet";
-  spec.sample_shape = {3, 32, 32};
-  spec.z_dim = 8;
-  spec.ch = 2;
-  spec.d_spectral_norm = true;
+  const ModelSpec spec = testing::tiny_resnet32_spec();
   StepOptions options;
   options.loss = LossKind::kHinge;
   options.lr_d = options.lr_g = 1e-3;

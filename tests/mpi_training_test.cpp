@@ -8,6 +8,7 @@
 #include "cluster/mpi_check.h"
 #include "cluster/mpi_communicator.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 #include "trainer/step/adversarial_step.h"
 
 namespace distgan {
@@ -140,12 +141,7 @@ TEST(DistributedStep, ResnetTwoRanksEqualOneRankAccumulatingTheGlobalBatch) {
   cluster::MpiCommunicator world;
   cluster::MpiCommunicator self(MPI_COMM_SELF);
   const int r = world.rank();
-  ModelSpec spec;
-  spec.name = "resnet";
-  spec.sample_shape = {3, 32, 32};
-  spec.z_dim = 8;
-  spec.ch = 2;
-  spec.d_spectral_norm = true;
+  const ModelSpec spec = testing::tiny_resnet32_spec();
   constexpr int64_t b = 4;
   torch::manual_seed(21);  // the same global data and noise on every rank
   const torch::Tensor real = torch::rand({2 * b, 3, 32, 32}) * 2 - 1;
