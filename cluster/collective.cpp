@@ -42,6 +42,33 @@ std::vector<double> Communicator::allgather(const std::vector<double>& values) {
   return std::vector<double>(p, p + all.numel());
 }
 
+// Packs a run of tensors into one flat buffer (logical element order, whatever each tensor's memory
+// format), broadcasts it and copies the values back.
+void Communicator::broadcast_coalesced(const std::vector<torch::Tensor>& tensors, int root, int64_t chunk_bytes) {
+  torch::NoGradGuard no_grad;
+  size_t begin = 0;
+  while (begin < tensors.size()) {
+    const torch::ScalarType dtype = tensors[begin].scalar_type();
+    size_t end = begin;
+    int64_t bytes = 0;
+    while (end < tensors.size() && tensors[end].scalar_type() == dtype && (end == begin || bytes < chunk_bytes)) {
+      bytes += tensors[end].numel() * tensors[end].element_size();
+      ++end;
+    }
+    std::vector<torch::Tensor> flat;
+    for (size_t i = begin; i < end; ++i) flat.push_back(tensors[i].detach().reshape({-1}));
+    torch::Tensor packed = torch::cat(flat);
+    broadcast(packed, root);
+    int64_t offset = 0;
+    for (size_t i = begin; i < end; ++i) {
+      const int64_t n = tensors[i].numel();
+      tensors[i].detach().copy_(packed.slice(0, offset, offset + n).view(tensors[i].sizes()));
+      offset += n;
+    }
+    begin = end;
+  }
+}
+
 std::vector<std::string> gather_host_names(Communicator& comm, const std::string& host) {
   constexpr int64_t kHostBytes = 64;  // a fixed-size row per rank, gathered as bytes
   torch::Tensor mine = torch::zeros({kHostBytes}, torch::kUInt8);

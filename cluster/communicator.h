@@ -49,6 +49,11 @@ class Communicator {
   virtual torch::Tensor allgather(const torch::Tensor& tensor) = 0;
   // Every rank's `values` (the same count on each), concatenated in rank order.
   std::vector<double> allgather(const std::vector<double>& values);
+  // Every tensor of `tensors` (any mix of dtypes and shapes, on this communicator's device) gets
+  // root's values, in a few large messages: consecutive tensors of one dtype are packed into
+  // buffers of up to `chunk_bytes` (one broadcast each) instead of one collective per tensor.
+  void broadcast_coalesced(const std::vector<torch::Tensor>& tensors, int root,
+                           int64_t chunk_bytes = int64_t{64} << 20);
   // Where the caller is ("step 120"): named in the error of a collective that fails or times out.
   virtual void set_label(const std::string& label) { (void)label; }
 };

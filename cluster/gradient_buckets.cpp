@@ -57,9 +57,11 @@ class GradientReducer::ReadyHook : public torch::autograd::FunctionPostHook {
 };
 
 GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, int64_t bucket_bytes,
-                                 bool overlap)
+                                 bool overlap, torch::ScalarType wire_dtype)
     : params_(std::move(params)), comm_(comm), overlap_(overlap), hook_state_(std::make_shared<HookState>()) {
   if (bucket_bytes < 1) throw ClusterError("gradient buckets: the bucket size must be positive");
+  if (wire_dtype != torch::kFloat32 && wire_dtype != torch::kBFloat16)
+    throw ClusterError("gradient buckets: gradients travel as float32 or bfloat16");
   // Reverse parameter order: the order backward produces the gradients in.
   std::vector<size_t> order(params_.size());
   std::iota(order.rbegin(), order.rend(), size_t{0});
@@ -83,6 +85,7 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
     offsets_.push_back(offsets);
     const bool last = b + 1 == buckets_.size();
     buffers_.push_back(torch::zeros({total + (last ? 1 : 0)}, params_[buckets_[b].front()].options()));
+    if (wire_dtype == torch::kBFloat16) wire_.push_back(torch::empty_like(buffers_.back(), torch::kBFloat16));
   }
   hook_state_->reducer = this;
   if (overlap_) install_hooks();
@@ -180,7 +183,12 @@ void GradientReducer::start_ready_buckets() {
 void GradientReducer::start_bucket(size_t b) {
   torch::NoGradGuard no_grad;
   pack(b);
-  work_.push_back(comm_.allreduce(buffers_[b], {ReduceOp::kAverage}));
+  if (wire_.empty()) {
+    work_.push_back(comm_.allreduce(buffers_[b], {ReduceOp::kAverage}));
+    return;
+  }
+  wire_[b].copy_(buffers_[b]);  // rounds to bf16; summed on the wire, averaged in float32 below
+  work_.push_back(comm_.allreduce(wire_[b], {ReduceOp::kSum}));
 }
 
 AveragedGradients GradientReducer::finish_update() {
@@ -195,6 +203,7 @@ AveragedGradients GradientReducer::finish_update() {
   for (auto& w : work_) w->wait();
   last_wait_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
   work_.clear();
+  for (size_t b = 0; b < wire_.size(); ++b) buffers_[b].copy_(wire_[b]).div_(comm_.size());
   AveragedGradients out;
   if (buffers_.empty()) {  // nothing to reduce (a model without parameters)
     out.side_value = side_source_.item<double>();

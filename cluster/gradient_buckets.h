@@ -15,6 +15,11 @@
 // rank issues the same collectives in the same order whatever its timing. Buckets whose gradients
 // never arrive (parameters unused by this backward, or a backward on another thread, as on CUDA
 // devices) start in finish_update(), after backward, as they do with overlap off.
+//
+// Compressed gradients (cluster.grad_dtype: bfloat16): each bucket travels as bfloat16, half the
+// bytes, its sum computed pairwise in float32 and rounded to bf16; the gradients themselves, the
+// division by the rank count and the optimizer stay float32. The loss riding in the last bucket is
+// rounded too, which keeps what it is used for: whether any rank's was not finite.
 #pragma once
 
 #include <torch/torch.h>
@@ -42,8 +47,9 @@ struct AveragedGradients {
 class GradientReducer {
  public:
   // All parameters must be float32 on one device.
+  // wire_dtype: what the all-reduces move, float32 or bfloat16 (gradients stay float32 either way).
   GradientReducer(std::vector<torch::Tensor> params, Communicator& comm, int64_t bucket_bytes = kDefaultBucketBytes,
-                  bool overlap = true);
+                  bool overlap = true, torch::ScalarType wire_dtype = torch::kFloat32);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -85,6 +91,7 @@ class GradientReducer {
   bool overlap_;
   std::vector<std::vector<size_t>> buckets_;
   std::vector<torch::Tensor> buffers_;             // one flat buffer per bucket; the last has one more slot
+  std::vector<torch::Tensor> wire_;                // bfloat16 copies of the buffers that travel (grad_dtype bf16)
   std::vector<std::vector<int64_t>> offsets_;      // element offset of each parameter in its buffer
   std::vector<size_t> bucket_of_;                  // each parameter's bucket
   // The update in progress.

@@ -1,5 +1,7 @@
 #include "cluster/mpi_communicator.h"
 
+#include <c10/util/BFloat16.h>
+
 #include <exception>
 
 #include "cluster/collective.h"
@@ -16,7 +18,26 @@ MPI_Datatype mpi_type(const torch::Tensor& t, const CollectiveContext& context, 
                                       {torch::kFloat64, MPI_DOUBLE},
                                       {torch::kInt64, MPI_INT64_T},
                                       {torch::kInt32, MPI_INT32_T},
-                                      {torch::kUInt8, MPI_UINT8_T}});
+                                      {torch::kUInt8, MPI_UINT8_T},
+                                      {torch::kBFloat16, MPI_UINT16_T}});  // summed by bf16_sum_op()
+}
+
+// MPI has no bfloat16 type: bf16 values travel as 16-bit words and are summed by this operation,
+// each pair added in float32 and rounded to the nearest bf16 (compressed gradients: half the bytes
+// of float32; cluster.grad_dtype).
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype* /*type*/) {
+  const auto* a = static_cast<const c10::BFloat16*>(in);
+  auto* b = static_cast<c10::BFloat16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = c10::BFloat16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+MPI_Op bf16_sum_op() {
+  static const MPI_Op op = [] {
+    MPI_Op created;
+    MPI_CHECK(MPI_Op_create(&bf16_sum, /*commute=*/1, &created));
+    return created;
+  }();
+  return op;
 }
 
 // MPI moves host memory: a tensor on a GPU is staged through a host copy (for tests of several ranks
@@ -113,7 +134,10 @@ std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const Al
   const MPI_Datatype type = mpi_type(tensor, context_, "allreduce");
   if (options.op == ReduceOp::kAverage && !tensor.is_floating_point())
     throw ClusterError("mpi backend: an average of integer values would be truncated; use a float tensor");
-  const MPI_Op op = options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
+  const bool bf16 = tensor.scalar_type() == torch::kBFloat16;
+  if (bf16 && options.op == ReduceOp::kMax)
+    throw ClusterError("mpi backend: a maximum of bfloat16 values is not supported (sum or average)");
+  const MPI_Op op = bf16 ? bf16_sum_op() : options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   torch::Tensor host = host_side(tensor);
   MPI_Request request;
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), type, op, comm_, &request));

@@ -1,5 +1,5 @@
 // The MPI backend of Communicator: non-blocking MPI collectives (float32, float64, int64, int32,
-// uint8) on a duplicate of MPI_COMM_WORLD, so our traffic never mixes with anyone else's. CPU
+// uint8; bfloat16 for sums and averages) on a duplicate of MPI_COMM_WORLD, so our traffic never mixes with anyone else's. CPU
 // tensors are used in place; GPU tensors are staged through host copies (so several ranks can
 // share one GPU in tests, which NCCL refuses).
 #pragma once

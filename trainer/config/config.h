@@ -86,6 +86,7 @@ struct ClusterConfig {
   std::string memory_format = "auto";  // auto (channels_last for resnet) | channels_last | contiguous
   double bucket_mb = 4.0;
   bool overlap = true;  // each gradient bucket's all-reduce starts during backward
+  std::string grad_dtype = "float32";  // float32 | bfloat16: what the gradient all-reduces move
   int64_t collective_timeout_s = 600;
   int64_t check_replicas_every = 500;  // steps between replica checksum comparisons (0: never)
 };

@@ -152,6 +152,7 @@ StepOptions step_options(const Config& config) {
   so.betas_d = config.training.betas_d;
   so.bucket_bytes = static_cast<int64_t>(config.cluster.bucket_mb * 1024 * 1024);
   so.overlap = config.cluster.overlap;
+  so.bf16_gradients = config.cluster.grad_dtype == "bfloat16";
   so.amp_bf16 = config.training.amp == "bf16";
   so.r1_gamma = config.training.r1_gamma;
   so.r1_every = config.training.r1_every;

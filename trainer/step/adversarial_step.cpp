@@ -16,7 +16,8 @@ AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, 
   opt_d_ = std::make_unique<torch::optim::Adam>(
       models_.discriminator->parameters(),
       torch::optim::AdamOptions(options.lr_d).betas({options.betas_d[0], options.betas_d[1]}));
-  sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes, options.overlap);
+  sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes, options.overlap,
+                                       options.bf16_gradients ? torch::kBFloat16 : torch::kFloat32);
 }
 
 torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step) {

@@ -30,6 +30,7 @@ struct StepOptions {
   std::array<double, 2> betas_g{0.5, 0.999}, betas_d{0.5, 0.999};
   int64_t bucket_bytes = cluster::kDefaultBucketBytes;
   bool overlap = true;    // all-reduce each gradient bucket during backward (cluster.overlap)
+  bool bf16_gradients = false;  // gradients travel as bfloat16 (cluster.grad_dtype)
   bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32
   double r1_gamma = 0;    // R1 weight (0: off)
   int64_t r1_every = 16;  // lazy R1: applied on D steps the caller marks, scaled by this

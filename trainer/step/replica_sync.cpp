@@ -23,11 +23,13 @@ std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
 
 }  // namespace
 
-ReplicaSync::ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap)
+ReplicaSync::ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap,
+                         torch::ScalarType wire_dtype)
     : models_(models), comm_(comm) {
-  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, bucket_bytes, overlap);
-  reduce_d_ =
-      std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, bucket_bytes, overlap);
+  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, bucket_bytes, overlap,
+                                                         wire_dtype);
+  reduce_d_ = std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, bucket_bytes,
+                                                         overlap, wire_dtype);
 }
 
 // Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so, and
@@ -44,12 +46,14 @@ AveragedUpdate ReplicaSync::apply_averaged_update(cluster::GradientReducer& redu
 
 void ReplicaSync::broadcast_from_root(torch::optim::Adam& optimizer_g, torch::optim::Adam& optimizer_d) {
   torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> tensors;  // one coalesced broadcast per dtype run, not one per tensor
   for (torch::nn::Module* m : {models_.generator.ptr().get(), models_.discriminator.ptr().get(),
                                models_.generator_ema ? models_.generator_ema.ptr().get() : nullptr}) {
     if (m == nullptr) continue;
-    for (auto& p : m->parameters()) comm_.broadcast(p, 0);
-    for (auto& b : m->buffers()) comm_.broadcast(b, 0);
+    for (auto& p : m->parameters()) tensors.push_back(p);
+    for (auto& b : m->buffers()) tensors.push_back(b);
   }
+  comm_.broadcast_coalesced(tensors, 0);
   broadcast_optimizer_state(optimizer_g, models_.generator->parameters());
   broadcast_optimizer_state(optimizer_d, models_.discriminator->parameters());
 }
@@ -63,13 +67,15 @@ void ReplicaSync::broadcast_optimizer_state(torch::optim::Adam& optimizer, const
     if (const auto* state = find_adam_state(optimizer, params[i])) steps[static_cast<int64_t>(i)] = state->step();
   comm_.broadcast(steps, 0);
   const auto counts = steps.accessor<int64_t, 1>();
+  std::vector<torch::Tensor> moments;
   for (size_t i = 0; i < params.size(); ++i) {
     if (counts[static_cast<int64_t>(i)] < 0) continue;
     auto& state = adam_state(optimizer, params[i]);
     state.step(counts[static_cast<int64_t>(i)]);
-    comm_.broadcast(state.exp_avg(), 0);
-    comm_.broadcast(state.exp_avg_sq(), 0);
+    moments.push_back(state.exp_avg());
+    moments.push_back(state.exp_avg_sq());
   }
+  comm_.broadcast_coalesced(moments, 0);
 }
 
 void ReplicaSync::average_batchnorm_statistics() {

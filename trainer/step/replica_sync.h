@@ -24,8 +24,10 @@ struct AveragedUpdate {
 
 class ReplicaSync {
  public:
-  // overlap: each bucket's all-reduce starts during backward (cluster/gradient_buckets.h).
-  ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap = true);
+  // overlap: each bucket's all-reduce starts during backward; wire_dtype: what the all-reduces move
+  // (cluster/gradient_buckets.h).
+  ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap = true,
+              torch::ScalarType wire_dtype = torch::kFloat32);
 
   cluster::GradientReducer& reducer_g() { return *reduce_g_; }
   cluster::GradientReducer& reducer_d() { return *reduce_d_; }

@@ -1,0 +1,78 @@
+// Run on 2 ranks by ctest. The collectives a slow link needs: bfloat16 all-reduces (compressed
+// gradients, cluster.grad_dtype) and the coalesced broadcast of a model's tensors at start.
+#include <gtest/gtest.h>
+
+#include "cluster/gradient_buckets.h"
+#include "cluster/mpi_communicator.h"
+
+namespace distgan {
+namespace {
+
+TEST(MpiCollectives, SumsBfloat16ValuesInPlace) {
+  cluster::MpiCommunicator world;
+  ASSERT_EQ(world.size(), 2) << "run this test on 2 ranks";
+  const float r = static_cast<float>(world.rank());
+  // Exact in bf16: 1.5 + 2r, -0.25 * (r + 1), and 256 + r (256 + 257 = 513 rounds to 512 in bf16:
+  // 8 bits of mantissa, ties to even).
+  torch::Tensor t = torch::tensor({1.5f + 2 * r, -0.25f * (r + 1), 256.0f + r}).to(torch::kBFloat16);
+  world.allreduce(t, {cluster::ReduceOp::kSum})->wait();
+  ASSERT_EQ(t.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(t.to(torch::kFloat32), torch::tensor({5.0f, -0.75f, 512.0f})));
+  torch::Tensor avg = torch::full({4}, 3.0f + 2 * r).to(torch::kBFloat16);
+  world.allreduce(avg, {cluster::ReduceOp::kAverage})->wait();
+  EXPECT_TRUE(torch::equal(avg.to(torch::kFloat32), torch::full({4}, 4.0f)));
+  torch::Tensor inf = torch::full({1}, world.rank() == 1 ? INFINITY : 1.0f).to(torch::kBFloat16);
+  world.allreduce(inf, {cluster::ReduceOp::kSum})->wait();
+  EXPECT_TRUE(std::isinf(inf.item<float>()));
+  torch::Tensor max = torch::ones({1}, torch::kBFloat16);
+  EXPECT_THROW((void)world.allreduce(max, {cluster::ReduceOp::kMax}), cluster::ClusterError);
+}
+
+// Mixed dtypes, a channels_last weight and chunks smaller than one tensor: every rank ends with
+// rank 0's values, each tensor keeping its own shape and memory layout.
+TEST(MpiCollectives, CoalescedBroadcastGivesEveryTensorRootsValues) {
+  cluster::MpiCommunicator world;
+  torch::manual_seed(70 + world.rank());
+  std::vector<torch::Tensor> tensors{
+      torch::randn({3, 4, 5, 6}).contiguous(torch::MemoryFormat::ChannelsLast), torch::randn({7}),
+      torch::randint(0, 1000, {5}, torch::kInt64), torch::randn({2, 3}), torch::randn({1000})};
+  std::vector<torch::Tensor> roots;
+  for (auto& t : tensors) roots.push_back(world.allgather(t.contiguous())[0]);  // rank 0's, in logical order
+  world.broadcast_coalesced(tensors, 0, /*chunk_bytes=*/512);
+  EXPECT_TRUE(tensors[0].is_contiguous(torch::MemoryFormat::ChannelsLast));
+  for (size_t i = 0; i < tensors.size(); ++i) EXPECT_TRUE(torch::equal(tensors[i], roots[i])) << "tensor " << i;
+}
+
+// grad_dtype bfloat16: the averaged gradients are the float32 average up to bf16 rounding (each
+// rank's value and their sum rounded once, unit roundoff 2^-8: at most 2^-7 of the ranks' mean
+// magnitude), not the float32 average itself, and every rank gets the same bits.
+TEST(GradientReducer, Bfloat16GradientsAreTheAverageWithinBf16Rounding) {
+  cluster::MpiCommunicator world;
+  torch::manual_seed(3);
+  torch::nn::Linear layer(16, 64);
+  torch::manual_seed(3);
+  torch::nn::Linear reference(16, 64);
+  torch::manual_seed(90 + world.rank());
+  const torch::Tensor x = torch::randn({8, 16});
+  cluster::GradientReducer reducer(layer->parameters(), world, 1024, true, torch::kBFloat16);
+  const torch::Tensor loss = layer->forward(x).pow(2).mean();
+  reducer.begin_final_backward(loss);
+  loss.backward();
+  const double mean_loss = reducer.finish_update().side_value;
+  const std::vector<double> losses = world.allgather(std::vector<double>{loss.item<double>()});
+  EXPECT_NEAR(mean_loss, (losses[0] + losses[1]) / 2, (losses[0] + losses[1]) / 100);
+
+  reference->forward(x).pow(2).mean().backward();
+  for (size_t i = 0; i < 2; ++i) {
+    const torch::Tensor ranks = world.allgather(reference->parameters()[i].grad().contiguous());
+    const torch::Tensor exact = ranks.mean(0), magnitude = ranks.abs().mean(0);
+    const torch::Tensor got = layer->parameters()[i].grad();
+    EXPECT_FALSE(torch::equal(got, exact)) << "parameter " << i << ": no rounding happened";
+    EXPECT_TRUE(((got - exact).abs() <= magnitude / 128 + 1e-30).all().item<bool>()) << "parameter " << i;
+    const torch::Tensor all = world.allgather(got.contiguous());
+    EXPECT_TRUE(torch::equal(all[0], all[1])) << "parameter " << i;
+  }
+}
+
+}  // namespace
+}  // namespace distgan
