@@ -6,6 +6,7 @@
 #   local-hosts.sh start DIR [--watch PID]  make the hosts; exit 77 with one line if impossible
 #   local-hosts.sh stop DIR                 kill every process inside them, remove the namespaces
 #   local-hosts.sh link DIR down|up         cut (or restore) the link: hostb's end of the veth pair
+#   local-hosts.sh shape DIR RATE|off       limit the link's rate both ways (tc tbf, e.g. 1gbit, 10gbit)
 #   local-hosts.sh agent DIR [opts] HOST CMD...
 #                                           what DIR/agent runs: CMD in HOST's namespace (as ssh would)
 #
@@ -41,7 +42,7 @@ set -uo pipefail
 PATH=$PATH:/usr/sbin:/sbin
 
 usage() {
-  echo "usage: $0 start DIR [--watch PID] | stop DIR | link DIR down|up | agent DIR [opts] HOST CMD..." >&2
+  echo "usage: $0 start DIR [--watch PID] | stop DIR | link DIR down|up | shape DIR RATE|off | agent DIR [opts] HOST CMD..." >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
@@ -171,6 +172,35 @@ EOF
   echo "local-hosts: hosta (distgan-$id-a, $subnet.1) and hostb (distgan-$id-b, $subnet.2) up; mpirun: $dir/mpirun"
 }
 
+# shape DIR RATE|off: a token bucket (tc tbf) on both ends' eth0, so each direction carries at most
+# RATE (tc's units: 1gbit, 10gbit, 500mbit). The bucket holds 1 ms of traffic at RATE (at least
+# 16 KiB), so bursts cannot outrun the rate by much; packets wait up to 20 ms in its queue (TCP
+# then backs off, as on a congested link). netem (delay, loss) is not used: it is often missing.
+shape_link() {
+  local rate=$1 ns bytes err
+  if [ "$rate" != off ]; then
+    bytes=$(tc_rate_bytes "$rate") || { echo "local-hosts: cannot read the rate '$rate' (e.g. 1gbit, 10gbit)" >&2; exit 2; }
+    bytes=$((bytes / 1000)); [ "$bytes" -ge 16384 ] || bytes=16384
+  fi
+  for ns in $(namespaces); do
+    tc -n "$ns" qdisc del dev eth0 root 2>/dev/null
+    [ "$rate" = off ] && continue
+    err=$(tc -n "$ns" qdisc add dev eth0 root tbf rate "$rate" burst "$bytes" latency 20ms 2>&1) \
+      || { echo "local-hosts: tc tbf on $ns: $err" >&2; exit 1; }
+  done
+}
+
+# Bytes per second of a tc rate: 1gbit, 10gbit, 500mbit, 100kbit (bits), or 1gbps-style bytes.
+tc_rate_bytes() {
+  awk -v r="$1" 'BEGIN {
+    if (!match(r, /^[0-9.]+/)) exit 1
+    n = substr(r, 1, RLENGTH); u = tolower(substr(r, RLENGTH + 1))
+    m["bit"] = 1; m["kbit"] = 1e3; m["mbit"] = 1e6; m["gbit"] = 1e9; m["tbit"] = 1e12
+    m["bps"] = 8; m["kbps"] = 8e3; m["mbps"] = 8e6; m["gbps"] = 8e9
+    if (!(u in m)) exit 1
+    printf "%d\n", n * m[u] / 8 }'
+}
+
 # agent DIR [opts] HOST CMD...: Open MPI calls its rsh agent as `AGENT HOST CMD...` (CMD being the
 # words of one shell command line, ` orted -mca ess "env" ...`); ssh-style options before HOST are
 # ignored.
@@ -197,6 +227,9 @@ case $cmd in
     ns=$(awk '$1 == "hostb" {print $2}' "$dir/netns" 2>/dev/null)
     [ -n "$ns" ] || { echo "local-hosts: no test hosts in $dir" >&2; exit 1; }
     ip -n "$ns" link set eth0 "$1" ;;
+  shape) [ $# -eq 1 ] || usage
+    [ -f "$dir/netns" ] || { echo "local-hosts: no test hosts in $dir" >&2; exit 1; }
+    shape_link "$1" ;;
   agent) run_agent "$@" ;;
   *) usage ;;
 esac
