@@ -7,7 +7,8 @@
 # DCGAN-28 on Fashion-MNIST, batch 64 per rank, as bench/train.sh. Median of REPEATS runs.
 #
 #   sudo bash bench/scaling.sh [BUILD_DIR]
-#   env: REPEATS (3), STEPS (60), RATES ("10gbit 1gbit"), WARMUP (10)
+#   env: REPEATS (3), STEPS (60), RATES ("10gbit 1gbit"), WARMUP (10), LINKS (all: "loopback veth $RATES"),
+#        EXTRA (more --set overrides for every distgan run, e.g. EXTRA="--set cluster.bucket_mb=1")
 # Prints a table (img/s, share of the step waiting on communication, throughput as a share of the
 # same configuration on the unshaped veth link) and writes BUILD_DIR/bench/scaling.json, the input
 # of bench/scaling_model.py. Needs root, iproute2's tc with tbf, python3-torch and h5py for the peer.
@@ -31,6 +32,12 @@ trap cleanup EXIT
 out=$(bash cluster/local-hosts.sh start "$hosts" --watch $$) || { echo "bench/scaling.sh: $out" >&2; exit 1; }
 lines=$tmp/lines.jsonl
 
+# The test hosts start ranks in a clean environment (as ssh does); pass on the variables that change
+# the math libraries' kernels, so the veth runs compute exactly as the loopback ones (this machine
+# sets OPENBLAS_CORETYPE=Haswell, which alone changes throughput by about a quarter).
+forward_env=()
+for v in $(compgen -e | grep -E '^(OPENBLAS_|OMP_|GOMP_|MKL_|DNNL_|ONEDNN_)' || true); do forward_env+=(-x "$v"); done
+
 # Each rank on its own core, as `--bind-to core` does on one machine: the test hosts are one
 # machine that Open MPI takes for two, so it would bind both ranks to core 0.
 pinned() { echo "exec taskset -c \$OMPI_COMM_WORLD_RANK $*"; }
@@ -42,11 +49,11 @@ run_distgan() {
   local args=(train -c configs/fashion-mnist.yaml --set data.path="$data"
               --set training.batch_size=$((2 * per_rank)) --set training.steps=$((steps + warmup))
               --set logging.every=$warmup --set logging.sample_every=0 --set checkpoint.every=0
-              --set logging.run_dir="$run" "$@")
+              --set logging.run_dir="$run" ${EXTRA:-} "$@")
   if [ "$link" = loopback ]; then
     mpirun -np 2 --bind-to core "$distgan" "${args[@]}" > "$run.log" 2>&1
   else
-    "$hosts/mpirun" -np 2 --map-by node bash -c "$(pinned "$distgan" "$(printf '%q ' "${args[@]}")")" > "$run.log" 2>&1
+    "$hosts/mpirun" -np 2 --map-by node "${forward_env[@]}" bash -c "$(pinned "$distgan" "$(printf '%q ' "${args[@]}")")" > "$run.log" 2>&1
   fi || { echo "bench/scaling.sh: distgan failed on $link ($label); its output:" >&2; tail -n 20 "$run.log" >&2; exit 1; }
   $py - "$run/metrics.jsonl" "$link" "$label" <<'PY' >> "$lines"
 import json, sys
@@ -64,13 +71,13 @@ run_peer() {
   if [ "$link" = loopback ]; then
     mpirun -np 2 --bind-to core $py "${peer[@]}" > "$log" 2>&1
   else
-    "$hosts/mpirun" -np 2 --map-by node -x MASTER_ADDR=10.213.77.1 -x GLOO_SOCKET_IFNAME=eth0 \
+    "$hosts/mpirun" -np 2 --map-by node "${forward_env[@]}" -x MASTER_ADDR=10.213.77.1 -x GLOO_SOCKET_IFNAME=eth0 \
       bash -c "$(pinned $py "${peer[*]}")" > "$log" 2>&1
   fi || { echo "bench/scaling.sh: the PyTorch peer failed on $link; its output:" >&2; tail -n 20 "$log" >&2; exit 1; }
   tail -n 1 "$log" | $py -c 'import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({"link": sys.argv[1], "tool": "pytorch", "variant": "ddp", "images_per_s": d["images_per_s"]}))' "$link" >> "$lines"
 }
 
-links=(loopback veth $rates)
+links=(${LINKS:-loopback veth $rates})
 for r in $(seq "$repeats"); do
   for link in "${links[@]}"; do
     case $link in

@@ -35,6 +35,7 @@ const ChartSpec kMetricCharts[] = {
     {"Throughput (images/s)", {"images_per_s"}},
     {"Share of wall time", {"time_share.data", "time_share.compute", "time_share.comm"}},
     {"Gradient norms", {"grad_norm_d", "grad_norm_g"}},
+    {"Ranks: busy ms per step (compute + data wait)", {"ranks.busy_ms_min", "ranks.busy_ms_median", "ranks.busy_ms_max"}},
     {"Penalty (R1 or WGAN-GP, unweighted)", {"penalty"}},
 };
 
@@ -128,6 +129,24 @@ std::vector<double> column(const std::vector<std::map<std::string, double>>& lin
   return out;
 }
 
+// Which rank was slowest most often, and the median spread (multi-rank runs only).
+std::string stragglers(const std::vector<std::map<std::string, double>>& lines) {
+  std::map<int, int> slowest;
+  std::vector<double> spreads;
+  for (const auto& line : lines) {
+    if (!line.count("ranks.slowest") || !line.count("ranks.spread")) continue;
+    ++slowest[static_cast<int>(line.at("ranks.slowest"))];
+    spreads.push_back(line.at("ranks.spread"));
+  }
+  if (spreads.empty()) return "";
+  const auto most = std::max_element(slowest.begin(), slowest.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+  return table_row("slowest rank", "rank " + std::to_string(most->first) + " in " + std::to_string(most->second) +
+                                       " of " + std::to_string(spreads.size()) +
+                                       " metrics lines (hosts: Environment); median spread " +
+                                       format(100 * median(spreads), "%.1f") + "% over the fastest");
+}
+
 std::string summary(const std::vector<std::map<std::string, double>>& lines, const std::vector<json>& evals) {
   std::string rows;
   if (lines.empty()) return "<p class=\"warn\">metrics.jsonl has no metrics lines yet.</p>\n";
@@ -147,6 +166,7 @@ std::string summary(const std::vector<std::map<std::string, double>>& lines, con
   double skipped = 0;
   for (const double v : column(lines, "skipped")) skipped += std::isfinite(v) ? v : 0;
   rows += table_row("skipped non-finite updates", format(skipped, "%.0f"));
+  rows += stragglers(lines);
   if (!evals.empty() && evals.back().contains("metrics") && evals.back()["metrics"].is_object()) {
     std::string text = "step " + format(evals.back()["step"].get<double>(), "%.0f") + ":";
     for (const auto& [key, value] : evals.back()["metrics"].items())

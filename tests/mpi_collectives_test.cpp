@@ -1,9 +1,11 @@
-// Run on 2 ranks by ctest. The collectives a slow link needs: bfloat16 all-reduces (compressed
-// gradients, cluster.grad_dtype) and the coalesced broadcast of a model's tensors at start.
+// Run on 2 ranks by ctest. What a cluster with slow links and slow nodes needs: bfloat16
+// all-reduces (compressed gradients, cluster.grad_dtype), the coalesced broadcast of a model's
+// tensors at start, and the log's straggler report.
 #include <gtest/gtest.h>
 
 #include "cluster/gradient_buckets.h"
 #include "cluster/mpi_communicator.h"
+#include "trainer/run/interval_metrics.h"
 
 namespace distgan {
 namespace {
@@ -72,6 +74,29 @@ TEST(GradientReducer, Bfloat16GradientsAreTheAverageWithinBf16Rounding) {
     const torch::Tensor all = world.allgather(got.contiguous());
     EXPECT_TRUE(torch::equal(all[0], all[1])) << "parameter " << i;
   }
+}
+
+// Rank 1 is the straggler: it computed for the whole interval while rank 0 waited for it in the
+// collectives half of the time. Every rank gets the same report, naming rank 1 and its host.
+TEST(IntervalMetrics, TheSlowestRankIsNamedWithItsHost) {
+  cluster::MpiCommunicator world;
+  Interval in;
+  in.start = std::chrono::steady_clock::now() - std::chrono::seconds(2);
+  in.d_steps = in.g_steps = in.d_applied = in.g_applied = 10;
+  in.comm_s = world.rank() == 0 ? 1.0 : 0.0;
+  in.data_s = world.rank() == 0 ? 0.0 : 0.2;
+  const StepMetrics m = average_interval(in, world, 10, 0, 100, 128, 2.0, {"hosta", "hostb"});
+  ASSERT_TRUE(m.has_ranks);
+  EXPECT_EQ(m.ranks.slowest_rank, 1);
+  EXPECT_EQ(m.ranks.slowest_host, "hostb");
+  EXPECT_NEAR(m.ranks.busy_ms_max, 200, 5);  // 2 s over 10 steps
+  EXPECT_NEAR(m.ranks.busy_ms_min, 100, 5);
+  EXPECT_NEAR(m.ranks.spread, 1.0, 0.1);
+  EXPECT_EQ(m.ranks.data_rank, 1);
+  EXPECT_NEAR(m.ranks.data_ms_max, 20, 1);
+  EXPECT_NEAR(m.share_comm, 0.25, 0.01);  // the mean over ranks, as before
+  const std::vector<double> spread = world.allgather(std::vector<double>{m.ranks.spread});
+  EXPECT_EQ(spread[0], spread[1]);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "tests/test_util.h"
 #include "trainer/outputs/console_log.h"
 #include "trainer/outputs/metrics_log.h"
+#include "trainer/run/interval_metrics.h"
 #include "trainer/state/tensor_file.h"
 #include "trainer/eval/classifier.h"
 #include "trainer/state/model_file.h"
@@ -67,6 +68,32 @@ TEST(MetricsLog, JsonLineHoldsEveryField) {
   m.penalty = 0.125;
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(MetricsLog::json_line(m))["penalty"].get<double>(), 0.125);
   EXPECT_NE(MetricsLog::console_line(m).find("  penalty 0.125"), std::string::npos) << MetricsLog::console_line(m);
+  EXPECT_FALSE(j.contains("ranks"));  // one rank: no straggler report
+}
+
+TEST(MetricsLog, StragglersNameTheSlowestRankAndItsHost) {
+  StepMetrics m;
+  m.has_ranks = true;
+  m.ranks = summarize_ranks({0.100, 0.125, 0.110, 0.100}, {0.001, 0.002, 0.030, 0.0}, {"a", "b", "c", "d"});
+  EXPECT_EQ(m.ranks.slowest_rank, 1);
+  EXPECT_EQ(m.ranks.slowest_host, "b");
+  EXPECT_DOUBLE_EQ(m.ranks.busy_ms_min, 100);
+  EXPECT_DOUBLE_EQ(m.ranks.busy_ms_median, 105);
+  EXPECT_DOUBLE_EQ(m.ranks.busy_ms_max, 125);
+  EXPECT_NEAR(m.ranks.spread, 0.25, 1e-12);
+  EXPECT_EQ(m.ranks.data_rank, 2);
+  EXPECT_DOUBLE_EQ(m.ranks.data_ms_max, 30);
+  const auto j = nlohmann::json::parse(MetricsLog::json_line(m));
+  EXPECT_EQ(j["ranks"]["slowest"], 1);
+  EXPECT_EQ(j["ranks"]["slowest_host"], "b");
+  EXPECT_DOUBLE_EQ(j["ranks"]["spread"].get<double>(), m.ranks.spread);
+  EXPECT_NE(MetricsLog::console_line(m).find("slowest rank 1 (b) 125 ms/step, +25% over the fastest"), std::string::npos)
+      << MetricsLog::console_line(m);
+  // Ties go to the lowest rank; a missing host name is "?".
+  const RankSpread tie = summarize_ranks({0.2, 0.2}, {0, 0}, {});
+  EXPECT_EQ(tie.slowest_rank, 0);
+  EXPECT_EQ(tie.slowest_host, "?");
+  EXPECT_DOUBLE_EQ(tie.spread, 0);
 }
 
 TEST(ModelFile, SavedModelsLoadBackIdentically) {

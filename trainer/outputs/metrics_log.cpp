@@ -34,6 +34,12 @@ std::string MetricsLog::console_line(const StepMetrics& m) {
     text += penalty;
   }
   if (m.skipped > 0) text += "  skipped " + std::to_string(m.skipped) + " non-finite update(s)";
+  if (m.has_ranks) {
+    char ranks[160];
+    std::snprintf(ranks, sizeof(ranks), "  slowest rank %d (%s) %.0f ms/step, +%.0f%% over the fastest",
+                  m.ranks.slowest_rank, m.ranks.slowest_host.c_str(), m.ranks.busy_ms_max, 100 * m.ranks.spread);
+    text += ranks;
+  }
   return text;
 }
 
@@ -51,6 +57,11 @@ std::string MetricsLog::json_line(const StepMetrics& m) {
   j["grad_norm_g"] = m.grad_norm_g;
   j["skipped"] = m.skipped;
   if (m.has_penalty) j["penalty"] = m.penalty;
+  if (m.has_ranks)
+    j["ranks"] = {{"slowest", m.ranks.slowest_rank},         {"slowest_host", m.ranks.slowest_host},
+                  {"busy_ms_min", m.ranks.busy_ms_min},       {"busy_ms_median", m.ranks.busy_ms_median},
+                  {"busy_ms_max", m.ranks.busy_ms_max},       {"spread", m.ranks.spread},
+                  {"data_wait_rank", m.ranks.data_rank},      {"data_wait_ms_max", m.ranks.data_ms_max}};
   j["elapsed_s"] = m.elapsed_s;
   j["eta_s"] = m.eta_s;
   return j.dump();

@@ -8,6 +8,17 @@
 
 namespace distgan {
 
+// Stragglers: each rank's busy time (compute plus waiting for data, i.e. everything but waiting for
+// the other ranks in collectives) per step over the interval, so a slow node is visible by name.
+struct RankSpread {
+  int slowest_rank = 0;
+  std::string slowest_host;
+  double busy_ms_min = 0, busy_ms_median = 0, busy_ms_max = 0;  // per step, over the ranks
+  double spread = 0;              // busy_ms_max / busy_ms_min - 1: 0.12 is 12% slower than the fastest
+  int data_rank = 0;              // the rank that waited longest for data
+  double data_ms_max = 0;         // its data wait per step
+};
+
 struct StepMetrics {
   int64_t step = 0, epoch = 0, total_steps = 0;
   double loss_d = 0, loss_g = 0;
@@ -19,6 +30,8 @@ struct StepMetrics {
   int64_t skipped = 0;                      // updates not applied (non-finite) in the interval
   bool has_penalty = false;                 // R1 or WGAN-GP's penalty ran in the interval:
   double penalty = 0;                       // its unweighted value, mean over the steps it ran
+  bool has_ranks = false;                   // more than one rank: `ranks` is filled
+  RankSpread ranks;
 };
 
 class MetricsLog {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -25,16 +27,40 @@ void Interval::add(const GStepStats& g) {
   ++g_applied;
 }
 
+RankSpread summarize_ranks(const std::vector<double>& busy_s, const std::vector<double>& data_s,
+                           const std::vector<std::string>& hosts) {
+  RankSpread r;
+  if (busy_s.empty()) return r;
+  const auto slowest = std::max_element(busy_s.begin(), busy_s.end());
+  r.slowest_rank = static_cast<int>(slowest - busy_s.begin());
+  r.slowest_host = static_cast<size_t>(r.slowest_rank) < hosts.size() ? hosts[r.slowest_rank] : "?";
+  std::vector<double> sorted = busy_s;
+  std::sort(sorted.begin(), sorted.end());
+  r.busy_ms_min = 1000 * sorted.front();
+  r.busy_ms_max = 1000 * sorted.back();
+  const size_t n = sorted.size();
+  r.busy_ms_median = 1000 * (n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
+  r.spread = r.busy_ms_min > 0 ? r.busy_ms_max / r.busy_ms_min - 1 : 0;
+  const auto data = std::max_element(data_s.begin(), data_s.end());
+  if (data != data_s.end()) {
+    r.data_rank = static_cast<int>(data - data_s.begin());
+    r.data_ms_max = 1000 * *data;
+  }
+  return r;
+}
+
 StepMetrics average_interval(const Interval& in, cluster::Communicator& comm, int64_t step, int64_t epoch,
-                             int64_t total_steps, int64_t global_batch, double elapsed_s) {
+                             int64_t total_steps, int64_t global_batch, double elapsed_s,
+                             const std::vector<std::string>& hosts) {
   const double wall =
       std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - in.start).count());
-  torch::Tensor v = torch::tensor({in.loss_d, in.d_real, in.d_fake, double(in.d_applied), in.loss_g,
-                                   double(in.g_applied), in.data_s / wall, in.comm_s / wall, double(in.d_steps),
-                                   double(in.g_steps), in.norm_d, in.norm_g, double(in.skipped),
-                                   in.penalty, double(in.penalised)},
-                                  torch::kFloat64);
-  comm.allreduce(v, {cluster::ReduceOp::kAverage})->wait();
+  const torch::Tensor mine = torch::tensor({in.loss_d, in.d_real, in.d_fake, double(in.d_applied), in.loss_g,
+                                            double(in.g_applied), in.data_s / wall, in.comm_s / wall,
+                                            double(in.d_steps), double(in.g_steps), in.norm_d, in.norm_g,
+                                            double(in.skipped), in.penalty, double(in.penalised), wall},
+                                           torch::kFloat64);
+  const torch::Tensor ranks = comm.allgather(mine).to(torch::kCPU).contiguous();  // [size, 16]: the spread needs every row
+  const torch::Tensor v = ranks.mean(0);
   const auto a = v.accessor<double, 1>();
   StepMetrics m;
   m.step = step;
@@ -56,6 +82,17 @@ StepMetrics average_interval(const Interval& in, cluster::Communicator& comm, in
   m.penalty = a[13] / std::max(1e-12, a[14]);
   const double per_step = wall / std::max(1.0, a[9]);
   m.eta_s = per_step * double(total_steps - step);
+  if (ranks.size(0) > 1) {  // busy: all but the wait for other ranks in collectives
+    std::vector<double> busy, data;
+    const auto rows = ranks.accessor<double, 2>();
+    for (int64_t r = 0; r < ranks.size(0); ++r) {
+      const double steps = std::max(1.0, rows[r][9]), rank_wall = rows[r][15];
+      busy.push_back(rank_wall * (1 - rows[r][7]) / steps);
+      data.push_back(rank_wall * rows[r][6] / steps);
+    }
+    m.has_ranks = true;
+    m.ranks = summarize_ranks(busy, data, hosts);
+  }
   return m;
 }
 

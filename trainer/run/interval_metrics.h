@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "cluster/communicator.h"
 #include "trainer/step/adversarial_step.h"
@@ -26,9 +28,16 @@ struct Interval {
   void add(const GStepStats& g);
 };
 
-// One small collective (every rank calls it): every rank's interval sums, averaged. The result is
-// the same on every rank.
+// One small collective (every rank calls it, an allgather): every rank's interval sums, averaged,
+// and with more than one rank the spread of their busy times (`hosts`: every rank's host name, in
+// rank order, for naming the slowest). The result is the same on every rank.
 StepMetrics average_interval(const Interval& in, cluster::Communicator& comm, int64_t step, int64_t epoch,
-                             int64_t total_steps, int64_t global_batch, double elapsed_s);
+                             int64_t total_steps, int64_t global_batch, double elapsed_s,
+                             const std::vector<std::string>& hosts = {});
+
+// The stragglers' summary from each rank's busy seconds (compute and data wait) and data-wait
+// seconds per step, in rank order. Ties go to the lowest rank.
+RankSpread summarize_ranks(const std::vector<double>& busy_s, const std::vector<double>& data_s,
+                           const std::vector<std::string>& hosts);
 
 }  // namespace distgan

@@ -31,7 +31,7 @@ void reseed_codes_task(RunState& r, int64_t s) {
 
 void log_task(RunState& r, int64_t s) {
   const StepMetrics m = average_interval(r.interval, *r.comm, s, r.last_batch_epoch, r.config.training.steps,
-                                         r.global_batch, seconds_between(r.started, Clock::now()));
+                                         r.global_batch, seconds_between(r.started, Clock::now()), r.hosts);
   if (r.is_root()) r.outputs->metrics(m);
   r.interval = Interval{};
 }

@@ -108,14 +108,14 @@ void restore_state(RunState& r, ResumeSource source, const std::vector<std::stri
 }
 
 void prepare_run_directory(RunState& r) {
-  std::vector<std::string> hosts = cluster::gather_host_names(*r.comm, r.world->info().host);  // run_info.json
+  r.hosts = cluster::gather_host_names(*r.comm, r.world->info().host);  // run_info.json, the log's stragglers
   if (!r.is_root()) return;
   RunInfo info;
   info.world_size = r.world_size();
   info.device = r.device.str();
   info.backend = r.comm->name();
   info.threads = r.threads;
-  info.hosts = std::move(hosts);
+  info.hosts = r.hosts;
   info.model_summary = r.spec.name + " (G " + std::to_string(parameter_count(*r.step->models().generator)) + ", D " +
                        std::to_string(parameter_count(*r.step->models().discriminator)) + " parameters" +
                        (r.spec.num_classes > 0 ? ", " + std::to_string(r.spec.num_classes) + " classes" : "") + ")";

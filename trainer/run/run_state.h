@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/communicator.h"
 #include "cluster/world.h"
@@ -55,6 +56,7 @@ struct RunState {
   AugmentPolicy augment;  // training.augment
   bool channels_last = false;  // cluster.memory_format: models and real batches in NHWC memory
   int threads = 1;
+  std::vector<std::string> hosts;  // every rank's host name, in rank order (run_info.json, stragglers)
 
   TrainingPosition position;  // after the last completed step
   int64_t last_batch_epoch = 0;  // the epoch of the last batch read (for the log line)
