@@ -26,15 +26,16 @@ RESNET_WIDTHS = {32: ((4, [4, 4, 4]), [2, 2, 2, 2]), 64: ((16, [16, 8, 4, 2]), [
                  128: ((16, [16, 8, 4, 2, 1]), [1, 2, 4, 8, 16, 16]),
                  256: ((16, [16, 8, 8, 4, 2, 1]), [1, 2, 4, 8, 8, 16, 16])}  # docs/models.md
 NS, GBITS, CHECK_BATCH = (8, 64, 512, 1024), (100, 200, 400), 64
-STYLEGAN2_ADA = ("StyleGAN2-ADA (Karras et al. 2020, V100, 1 -> 8 GPUs in one DGX-1, NVLink, no network): "
-                 "speed-up ~3x at 128 px, 4.6x at 256 px, 7.7x at 512 and 1024 px = 38%, 58%, 96% efficiency at 8")
+STYLEGAN2_ADA = ("StyleGAN2-ADA (Karras et al. 2020, README, V100, 1 -> 8 GPUs in one DGX-1: NVLink, no network): "
+                 "speed-up ~3x at 128 px, 4.6x at 256 px, 7.7x at 512 and 1024 px = 38%, 58%, 96% efficiency at 8. "
+                 "Its --cfg=auto batch is max(min(gpus * min(4096 // res, 32), 64), gpus): per GPU 32 -> 8 at 128 px "
+                 "and 16 -> 8 at 256 px (smaller kernels, not only communication), unchanged at 512 and 1024 px "
+                 "(weak scaling, as here)")
 
 
 def load_peer(name):
     sys.dont_write_bytecode = True  # leave no __pycache__ in bench/peer
-    try:
-        import h5py  # noqa: F401  (the peers import it for their data; the model needs none)
-    except ImportError:
+    if importlib.util.find_spec("h5py") is None:  # the peers import it for their data; the models need none
         sys.modules["h5py"] = types.ModuleType("h5py")
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", "peer", name + ".py"))
     mod = importlib.util.module_from_spec(spec)
@@ -42,14 +43,15 @@ def load_peer(name):
     return mod
 
 
-def models(resnet_ch):
-    """name -> (G, D, z shape, image shape): DCGAN-28 (ch 64, z 100) and distgan's resnet at 3 channels."""
-    dc = load_peer("dcgan_ddp")
-    out = {"dcgan28": (dc.generator(100, 64), dc.discriminator(64), (100,), (1, 28, 28))}
-    rn = load_peer("resnet_ddp")
+def profiled_models(resnet_ch):
+    """name -> (G, D) profiles: DCGAN-28 (ch 64, z 100) and distgan's resnet (3 channels), built one
+    at a time so that only one model's float32 weights are ever held."""
+    dc, rn = load_peer("dcgan_ddp"), load_peer("resnet_ddp")
+    out = {"dcgan28": (profile(dc.generator(100, 64), (100,)), profile(dc.discriminator(64), (1, 28, 28)))}
     for px, (g_w, d_w) in RESNET_WIDTHS.items():
         rn.G_WIDTHS, rn.D_WIDTHS = g_w, d_w  # the peer reads its widths from these globals
-        out[f"resnet{px}"] = (rn.Generator(128, resnet_ch, 3), rn.Discriminator(resnet_ch, 3), (128,), (3, px, px))
+        out[f"resnet{px}"] = (profile(rn.Generator(128, resnet_ch, 3), (128,)),
+                              profile(rn.Discriminator(resnet_ch, 3), (3, px, px)))
     return out
 
 
@@ -101,12 +103,12 @@ def ring(n, nbytes, alpha, bw):
     return 0.0 if n == 1 else 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes / bw
 
 
-def hierarchical(n, nbytes, a, per_node=8):
+def hierarchical(n, nbytes, a, bw, per_node=8):
     """Reduce-scatter in the node (NVLink ring), ring all-reduce of 1/per_node between nodes, all-gather."""
     if n <= per_node:
         return ring(n, nbytes, a.nvlink_alpha_us * 1e-6, a.nvlink_gbs * 1e9)
     intra = (per_node - 1) * (a.nvlink_alpha_us * 1e-6 + nbytes / per_node / (a.nvlink_gbs * 1e9))
-    return 2 * intra + ring(n // per_node, nbytes / per_node, a.alpha_us * 1e-6, a.bw)
+    return 2 * intra + ring(n // per_node, nbytes / per_node, a.alpha_us * 1e-6, bw)
 
 
 def update(fwd, pre, bwd, bks, allreduce, wire_bytes, overlap):
@@ -133,41 +135,49 @@ def step_flops(g, d, batch):
     return (3 * g["fwd"] + 8 * d["fwd"]) * batch
 
 
-def read_measured(path):
-    with open(path) as f:
+def read_measured(paths):
+    """(link, variant) -> median (img/s, comm share) of distgan's runs in all the files."""
+    med = {}
+    for path in paths:
         try:
-            runs = json.load(f)
+            with open(path) as f:
+                runs = json.load(f)
+            if not isinstance(runs, list):
+                raise TypeError("not a list")
+            for r in runs:
+                if r["tool"] == "distgan":
+                    med.setdefault((r["link"], r["variant"]), []).append(
+                        (float(r["images_per_s"]), float(r["share"]["comm"])))
+        except OSError as e:
+            sys.exit(f"scaling_model.py: {path}: {e.strerror}")
         except json.JSONDecodeError as e:
             sys.exit(f"scaling_model.py: {path}: not JSON ({e})")
-    med = {}
-    try:
-        for r in runs:
-            if r["tool"] == "distgan":
-                med.setdefault((r["link"], r["variant"]), []).append((r["images_per_s"], r["share"]["comm"]))
-    except (TypeError, KeyError) as e:
-        sys.exit(f"scaling_model.py: {path}: expected bench/scaling.sh's list of runs with tool, link, variant, "
-                 f"images_per_s and share.comm (missing {e})")
+        except (TypeError, KeyError, ValueError) as e:
+            sys.exit(f"scaling_model.py: {path}: expected bench/scaling.sh's list of runs, each with tool, link, "
+                     f"variant, images_per_s and share.comm ({type(e).__name__}: {e})")
     # The medians of the repeats, as bench/scaling.sh reports them.
     return {k: (statistics.median(i for i, _ in v), statistics.median(c for _, c in v)) for k, v in med.items()}
 
 
 def check(a, g, d):
     """Measured vs predicted 2-rank DCGAN-28 runs on each shaped link, calibrated on the unshaped veth run."""
-    if not os.path.exists(a.measured):
-        if a.measured_given:
-            sys.exit(f"scaling_model.py: {a.measured}: no such file")
-        print(f"(no {a.measured}: run bench/scaling.sh first; the check is skipped)\n")
-        return []
-    med = read_measured(a.measured)
-    base = "veth" if any(l == "veth" for l, _ in med) else "loopback" if any(l == "loopback" for l, _ in med) else None
+    if a.measured is None:
+        a.measured = [os.path.join(ROOT, "build/bench/scaling.json")]
+        if not os.path.exists(a.measured[0]):
+            print(f"(no {a.measured[0]}: run bench/scaling.sh first; the check is skipped)\n")
+            return []
+    med, files = read_measured(a.measured), ", ".join(a.measured)
+    # veth: the same hosts and path as the shaped runs, unshaped; loopback (shared memory) only without it.
+    base = next((b for b in ("veth", "loopback") if any(l == b for l, _ in med)), None)
     if base is None:
-        print(f"({a.measured} has no veth or loopback run to calibrate on; the check is skipped)\n")
+        print(f"({files}: no veth or loopback run to calibrate on; the check is skipped)\n")
         return []
-    print(f"## Check: 2 ranks, DCGAN-28, batch {CHECK_BATCH} per rank ({a.measured}; calibrated on {base})\n")
+    print(f"## Check: 2 ranks, DCGAN-28, batch {CHECK_BATCH} per rank ({files}; calibrated on {base})\n")
     print("| link | variant | img/s measured | img/s predicted | comm measured | comm predicted |")
     print("| --- | --- | --- | --- | --- | --- |")
     rows = []
-    for (link, variant), (ips, comm) in sorted(med.items()):
+    rank = {k: i for i, k in enumerate(("loopback", "veth", "10gbit", "1gbit", "overlap", "no-overlap", "bf16-grads"))}
+    for (link, variant), (ips, comm) in sorted(med.items(), key=lambda kv: [rank.get(k, 9) for k in kv[0]]):
         cal = med.get((base, variant)) or med.get((base, "overlap"))
         gbps = a.link_gbps.get(link)
         if cal is None or gbps is None:
@@ -183,15 +193,15 @@ def check(a, g, d):
         cal_note = " (calibration)" if link == base else ""
         print(f"| {link} ({gbps:g} Gbit/s){cal_note} | {variant} | {ips:.0f} | {p_ips:.0f} | {100 * comm:.1f}% | "
               f"{100 * p_comm:.1f}% |")
-        rows.append({"link": link, "variant": variant, "gbps": gbps, "images_per_s": ips, "predicted_images_per_s": p_ips,
-                     "comm": comm, "predicted_comm": p_comm})
+        rows.append({"link": link, "variant": variant, "gbps": gbps, "images_per_s": ips, "comm": comm,
+                     "predicted_images_per_s": p_ips, "predicted_comm": p_comm})
     print()
     return rows
 
 
 def efficiency(a, g, d, name, gbps, tflops, topo):
     """Efficiency at each N of NS for one model, network rate and compute throughput."""
-    a.bw = gbps * 1e9 / 8
+    bw = gbps * 1e9 / 8
     flops = step_flops(g, d, a.batch)
     if name in a.step_ms:  # a measured or assumed compute time replaces the FLOP estimate
         spf, opt = a.step_ms[name] * 1e-3 / flops, 0.0
@@ -200,8 +210,8 @@ def efficiency(a, g, d, name, gbps, tflops, topo):
     bg, bd, wire = buckets(g, a.bucket_bytes), buckets(d, a.bucket_bytes), 2 if a.grad_dtype == "bfloat16" else 4
     out = {}
     for n in (1,) + NS:
-        ar = (lambda s, n=n: ring(n, s, a.alpha_us * 1e-6, a.bw)) if topo == "ring" else \
-             (lambda s, n=n: hierarchical(n, s, a))
+        ar = (lambda s, n=n: ring(n, s, a.alpha_us * 1e-6, bw)) if topo == "ring" else \
+             (lambda s, n=n: hierarchical(n, s, a, bw))
         out[n] = step(g, d, bg, bd, spf, a.batch, ar, wire, opt_s=opt)[0]
     return {n: out[1] / out[n] for n in NS}, out[1]
 
@@ -240,7 +250,8 @@ def parse_pairs(items, what):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--measured", help="bench/scaling.sh's output (default build/bench/scaling.json; skipped if absent)")
+    p.add_argument("--measured", action="append", metavar="PATH", help="bench/scaling.sh's output; repeat to merge "
+                   "runs (default build/bench/scaling.json; the check is skipped if it is absent)")
     p.add_argument("--json", help="write the check and the predictions here")
     p.add_argument("--link-gbps", action="append", default=[], metavar="LINK=GBPS",
                    help="bandwidth of a measured link (defaults: veth=11 as measured, 10gbit=10, 1gbit=1: tbf's rates)")
@@ -258,7 +269,6 @@ def main():
     p.add_argument("--grad-dtype", choices=("float32", "bfloat16"), default="float32", help="for the predictions")
     p.add_argument("--resnet-ch", type=int, default=64, help="resnet width unit for the predictions (default 64)")
     a = p.parse_args()
-    a.measured_given, a.measured = a.measured is not None, a.measured or os.path.join(ROOT, "build/bench/scaling.json")
     a.link_gbps = {"veth": 11.0, "10gbit": 10.0, "1gbit": 1.0, **parse_pairs(a.link_gbps, "--link-gbps")}
     a.step_ms = parse_pairs(a.step_ms, "--step-ms")
     a.bucket_bytes = a.bucket_mb * 2 ** 20
@@ -267,7 +277,7 @@ def main():
     except ValueError:
         sys.exit("scaling_model.py: --sensitivity-tflops expects numbers separated by commas")
     torch.set_num_threads(1)
-    nets = {name: (profile(g, z), profile(d, img)) for name, (g, d, z, img) in models(a.resnet_ch).items()}
+    nets = profiled_models(a.resnet_ch)
     unknown = set(a.step_ms) - set(nets)
     if unknown:
         sys.exit(f"scaling_model.py: --step-ms: unknown model(s) {sorted(unknown)}; known: {sorted(nets)}")

@@ -150,9 +150,10 @@ void GradientReducer::zero_grad() {
     }
 }
 
-void GradientReducer::begin_final_backward(const torch::Tensor& side_value) {
+void GradientReducer::begin_final_backward(const torch::Tensor& side_value, const torch::Tensor& riders) {
   TORCH_CHECK(side_value.numel() == 1, "gradient buckets: the side value must be one number");
   side_source_ = side_value.detach();
+  riders_ = riders.defined() ? riders.detach().reshape({-1}) : torch::Tensor();
   pending_.assign(buckets_.size(), 0);
   for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].size();
   arrived_.assign(params_.size(), 0);
@@ -205,23 +206,26 @@ AveragedGradients GradientReducer::finish_update() {
   work_.clear();
   for (size_t b = 0; b < wire_.size(); ++b) buffers_[b].copy_(wire_[b]).div_(comm_.size());
   AveragedGradients out;
-  if (buffers_.empty()) {  // nothing to reduce (a model without parameters)
-    out.side_value = side_source_.item<double>();
-    side_source_ = torch::Tensor();
-    return out;
-  }
-  std::vector<torch::Tensor> read;  // [side, squares of each bucket]: one read to the host
-  read.push_back(buffers_.back().narrow(0, buffers_.back().numel() - 1, 1).to(torch::kFloat64));
+  // [side, riders..., squares of each bucket]: one read to the host.
+  std::vector<torch::Tensor> read;
+  const torch::Tensor side = buffers_.empty() ? side_source_ : buffers_.back().narrow(0, buffers_.back().numel() - 1, 1);
+  read.push_back(side.reshape({1}).to(torch::kFloat64));
+  const int64_t n_riders = riders_.defined() ? riders_.numel() : 0;
+  if (n_riders > 0) read.push_back(riders_.to(side.device(), torch::kFloat64));
   for (size_t b = 0; b < buffers_.size(); ++b) {
     unpack(b);
     const bool last = b + 1 == buffers_.size();
     const torch::Tensor grads = last ? buffers_[b].narrow(0, 0, buffers_[b].numel() - 1) : buffers_[b];
     read.push_back(grads.dot(grads).to(torch::kFloat64).reshape({1}));
   }
-  const torch::Tensor host = torch::cat(read).cpu();
-  out.side_value = host[0].item<double>();
-  out.grad_norm = std::sqrt(host.narrow(0, 1, host.numel() - 1).sum().item<double>());
-  side_source_ = torch::Tensor();
+  const torch::Tensor host = torch::cat(read).cpu().contiguous();
+  const double* values = host.data_ptr<double>();
+  out.side_value = values[0];
+  out.riders.assign(values + 1, values + 1 + n_riders);
+  double squares = 0;
+  for (int64_t i = 1 + n_riders; i < host.numel(); ++i) squares += values[i];
+  out.grad_norm = std::sqrt(squares);
+  side_source_ = riders_ = torch::Tensor();
   return out;
 }
 

@@ -42,6 +42,7 @@ std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& para
 struct AveragedGradients {
   double side_value = 0;  // the ranks' mean of the side value (non-finite when any rank's is)
   double grad_norm = 0;   // L2 norm of the averaged gradients (the same on every rank)
+  std::vector<double> riders;  // this rank's own values passed to begin_final_backward, not averaged
 };
 
 class GradientReducer {
@@ -57,7 +58,9 @@ class GradientReducer {
   // Call right before the backward pass that completes the update's gradients (the last of K
   // accumulated micro-batches; the only one otherwise). `side_value` (this rank's loss, a 0-dim
   // tensor: no host read) rides in one extra slot of the last bucket, at no extra collective.
-  void begin_final_backward(const torch::Tensor& side_value);
+  // `riders` (optional, 1-D, on any device: values for the logs) come back to the host in
+  // finish_update's one read, so logging costs no synchronisation of its own.
+  void begin_final_backward(const torch::Tensor& side_value, const torch::Tensor& riders = {});
   // After that backward: starts the buckets the hooks did not, waits for all, and leaves every
   // gradient averaged across ranks, in place. A parameter without a gradient counts as zero.
   AveragedGradients finish_update();
@@ -96,7 +99,7 @@ class GradientReducer {
   std::vector<size_t> bucket_of_;                  // each parameter's bucket
   // The update in progress.
   bool armed_ = false;
-  torch::Tensor side_source_;
+  torch::Tensor side_source_, riders_;
   std::vector<size_t> pending_;                    // gradients each bucket still waits for
   std::vector<char> arrived_;                      // each parameter's gradient came in this update
   std::vector<std::unique_ptr<Work>> work_;        // started collectives, in bucket order

@@ -76,6 +76,25 @@ TEST(GradientReducer, Bfloat16GradientsAreTheAverageWithinBf16Rounding) {
   }
 }
 
+// The logged values ride along: this rank's own (not averaged), back in the update's one read.
+TEST(GradientReducer, RidersComeBackUnaveragedWithTheUpdate) {
+  cluster::MpiCommunicator world;
+  torch::manual_seed(3);
+  torch::nn::Linear layer(4, 8);
+  cluster::GradientReducer reducer(layer->parameters(), world);
+  const torch::Tensor loss = layer->forward(torch::ones({2, 4}) * (world.rank() + 1)).pow(2).mean();
+  const torch::Tensor riders = torch::stack({loss.detach(), torch::full({}, 10.0f * world.rank())});
+  reducer.begin_final_backward(loss, riders);
+  loss.backward();
+  const cluster::AveragedGradients out = reducer.finish_update();
+  ASSERT_EQ(out.riders.size(), 2u);
+  EXPECT_FLOAT_EQ(out.riders[0], loss.item<float>());
+  EXPECT_EQ(out.riders[1], 10.0 * world.rank());
+  EXPECT_GT(out.grad_norm, 0);
+  reducer.begin_final_backward(loss.detach());  // none: an empty list
+  EXPECT_TRUE(reducer.finish_update().riders.empty());
+}
+
 // Rank 1 is the straggler: it computed for the whole interval while rank 0 waited for it in the
 // collectives half of the time. Every rank gets the same report, naming rank 1 and its host.
 TEST(IntervalMetrics, TheSlowestRankIsNamedWithItsHost) {

@@ -28,10 +28,20 @@ torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const t
   return generate(models_.generator, z, labels);
 }
 
+namespace {
+
+// Adds `weight` x this micro-batch's values to an update's device-side sums.
+void accumulate(torch::Tensor& sum, const torch::Tensor& value, double weight) {
+  const torch::Tensor weighted = weight == 1.0 ? value.detach() : value.detach() * weight;
+  sum = sum.defined() ? sum + weighted : weighted;
+}
+
+}  // namespace
+
 // One micro-batch's D forward and backward, its loss scaled by `weight` (1/K of K micro-batches),
-// so the accumulated gradient is the mean over the whole batch. Returns the unscaled statistics.
-DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weight, torch::Tensor& loss_sum,
-                                               bool final) {
+// so the accumulated gradient is the mean over the whole batch. Its statistics (loss, D(real),
+// D(fake), penalty) are added to `sums` on the device; returns whether a penalty ran.
+bool AdversarialStep::d_forward_backward(const DStepInput& in, double weight, UpdateSums& sums, bool final) {
   auto& d = models_.discriminator;
   const bool r1 = in.apply_r1 && options_.r1_gamma > 0;
   // R1 needs the gradient of D(real) with respect to the real images: a leaf that requires grad.
@@ -43,11 +53,10 @@ DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weig
     fake_logits = discriminate(d, augment(in.fake.detach(), in.augment_fake), in.fake_labels).to(torch::kFloat32);
   }
   torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
-  DStepStats stats;
+  torch::Tensor penalty_value = torch::zeros({}, loss.options());
   if (r1) {
     const torch::Tensor penalty = squared_input_gradient(real_logits, real);
-    stats.penalty = penalty.item<double>();
-    stats.penalised = true;
+    penalty_value = penalty;
     // Lazy regularisation (StyleGAN2): every r1_every-th step, weighted by r1_every.
     loss = loss + (options_.r1_gamma / 2 * static_cast<double>(options_.r1_every)) * penalty;
   }
@@ -59,18 +68,18 @@ DStepStats AdversarialStep::d_forward_backward(const DStepInput& in, double weig
           return discriminate(d, x, in.real_labels).to(torch::kFloat32);
         },
         augment(in.real, in.augment_real), augment(in.fake.detach(), in.augment_fake), in.gp_eps);
-    stats.penalty = penalty.item<double>();
-    stats.penalised = true;
+    penalty_value = penalty;
     loss = loss + options_.gp_lambda * penalty;
   }
-  const torch::Tensor weighted = weight == 1.0 ? loss : loss * weight;
-  loss_sum = loss_sum.defined() ? loss_sum + weighted.detach() : weighted.detach();
-  if (final) sync_->reducer_d().begin_final_backward(loss_sum);
-  weighted.backward();
-  stats.loss_d = loss.item<double>();
-  stats.d_real = torch::sigmoid(real_logits.detach()).mean().item<double>();
-  stats.d_fake = torch::sigmoid(fake_logits.detach()).mean().item<double>();
-  return stats;
+  accumulate(sums.loss, loss, weight);
+  accumulate(sums.stats,
+             torch::stack({loss.detach(), torch::sigmoid(real_logits.detach()).mean(),
+                           torch::sigmoid(fake_logits.detach()).mean(), penalty_value.detach()})
+                 .to(torch::kFloat64),
+             weight);
+  if (final) sync_->reducer_d().begin_final_backward(sums.loss, sums.stats);
+  (weight == 1.0 ? loss : loss * weight).backward();
+  return r1 || options_.loss == LossKind::kWganGp;
 }
 
 DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches) {
@@ -81,16 +90,14 @@ DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches)
   DStepStats stats;
   advance_power_iteration(*models_.discriminator);
   PowerIterationPause pause(*models_.discriminator, true);
-  torch::Tensor loss_sum;
-  for (const DStepInput& in : micro_batches) {  // gradients accumulate; communication in the last backward only
-    const DStepStats m = d_forward_backward(in, weight, loss_sum, &in == &micro_batches.back());
-    stats.loss_d += weight * m.loss_d;
-    stats.d_real += weight * m.d_real;
-    stats.d_fake += weight * m.d_fake;
-    stats.penalty += weight * m.penalty;
-    stats.penalised = m.penalised;
-  }
+  UpdateSums sums;
+  for (const DStepInput& in : micro_batches)  // gradients accumulate; communication in the last backward only
+    stats.penalised = d_forward_backward(in, weight, sums, &in == &micro_batches.back());
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_d(), *opt_d_);
+  stats.loss_d = update.riders.at(0);
+  stats.d_real = update.riders.at(1);
+  stats.d_fake = update.riders.at(2);
+  stats.penalty = update.riders.at(3);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;
@@ -100,10 +107,10 @@ double top_k_share(double keep, double decay, int64_t epoch) {
   return keep >= 1 ? 1.0 : std::max(keep, std::pow(decay, static_cast<double>(epoch)));
 }
 
-// G's loss on `fake` through D (D's weights frozen), backpropagated with `weight`; returns the loss.
-double AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
-                                   const AugmentDraw& augment_fake, double weight, torch::Tensor& loss_sum,
-                                   bool final) {
+// G's loss on `fake` through D (D's weights frozen), backpropagated with `weight`; the loss is
+// added to `sums` on the device.
+void AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                                 const AugmentDraw& augment_fake, double weight, UpdateSums& sums, bool final) {
   // D's weights need no gradient here (only its input does): skipping them saves a third of D's
   // backward work, and D's gradients are not left holding the G step's values.
   auto d_params = models_.discriminator->parameters();
@@ -119,16 +126,15 @@ double AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tenso
     // Sinha et al.: the gradients of the fakes D scores lowest help G least (they pull it off good modes).
     if (keep < b) logits = std::get<0>(logits.topk(keep));
     loss = generator_loss(options_.loss, logits);
-    const torch::Tensor weighted = weight == 1.0 ? loss : loss * weight;
-    loss_sum = loss_sum.defined() ? loss_sum + weighted.detach() : weighted.detach();
-    if (final) sync_->reducer_g().begin_final_backward(loss_sum);
-    weighted.backward();
+    accumulate(sums.loss, loss, weight);
+    accumulate(sums.stats, loss.detach().to(torch::kFloat64).reshape({1}), weight);
+    if (final) sync_->reducer_g().begin_final_backward(sums.loss, sums.stats);
+    (weight == 1.0 ? loss : loss * weight).backward();
   } catch (...) {
     for (auto& p : d_params) p.requires_grad_(true);
     throw;
   }
   for (auto& p : d_params) p.requires_grad_(true);
-  return loss.item<double>();
 }
 
 GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
@@ -136,9 +142,10 @@ GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tenso
   sync_->reducer_g().zero_grad();
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
   GStepStats stats;
-  torch::Tensor loss_sum;
-  stats.loss_g = g_backward(fake, fake_labels, keep_share, augment_fake, 1.0, loss_sum, true);
+  UpdateSums sums;
+  g_backward(fake, fake_labels, keep_share, augment_fake, 1.0, sums, true);
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_);
+  stats.loss_g = update.riders.at(0);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;
@@ -150,13 +157,13 @@ GStepStats AdversarialStep::g_step(const std::vector<GMicroBatch>& micro_batches
   const double weight = 1.0 / static_cast<double>(micro_batches.size());
   GStepStats stats;
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
-  torch::Tensor loss_sum;
+  UpdateSums sums;
   for (const GMicroBatch& m : micro_batches) {  // one G graph alive at a time
     const torch::Tensor fake = generate_for_step(m.z, m.labels, /*for_g_step=*/true);
-    const bool final = &m == &micro_batches.back();
-    stats.loss_g += weight * g_backward(fake, m.labels, keep_share, m.augment_fake, weight, loss_sum, final);
+    g_backward(fake, m.labels, keep_share, m.augment_fake, weight, sums, &m == &micro_batches.back());
   }
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_);
+  stats.loss_g = update.riders.at(0);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;

@@ -131,9 +131,14 @@ class AdversarialStep {
  private:
   // `loss_sum` accumulates the weighted losses of the update's micro-batches (on the device); on the
   // final one it is handed to the reducer before backward, which then starts the all-reduces.
-  DStepStats d_forward_backward(const DStepInput& in, double weight, torch::Tensor& loss_sum, bool final);
-  double g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
-                    const AugmentDraw& augment_fake, double weight, torch::Tensor& loss_sum, bool final);
+  // An update's sums over its micro-batches, kept on the device: the weighted loss (it rides with
+  // the gradients) and the logged statistics (read back with the update's one host read).
+  struct UpdateSums {
+    torch::Tensor loss, stats;
+  };
+  bool d_forward_backward(const DStepInput& in, double weight, UpdateSums& sums, bool final);
+  void g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                  const AugmentDraw& augment_fake, double weight, UpdateSums& sums, bool final);
 
   GanModels models_;
   cluster::Communicator& comm_;

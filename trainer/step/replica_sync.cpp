@@ -39,6 +39,7 @@ AveragedUpdate ReplicaSync::apply_averaged_update(cluster::GradientReducer& redu
   comm_seconds_ += reducer.last_wait_seconds();
   AveragedUpdate update;
   update.grad_norm = averaged.grad_norm;
+  update.riders = averaged.riders;
   update.skipped = !std::isfinite(averaged.side_value) || !std::isfinite(update.grad_norm);
   if (!update.skipped) optimizer.step();
   return update;

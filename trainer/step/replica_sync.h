@@ -20,6 +20,7 @@ namespace distgan {
 struct AveragedUpdate {
   double grad_norm = 0;
   bool skipped = false;  // the averaged loss or gradient was not finite: not applied, on every rank alike
+  std::vector<double> riders;  // this rank's logged values passed to begin_final_backward
 };
 
 class ReplicaSync {
