@@ -208,7 +208,7 @@ std::vector<ConfigKey> build_schema() {
       int_key("training", &C::training, "n_critic", &T::n_critic, 1, 100, "discriminator steps per generator step"),
       int_key("training", &C::training, "seed", &T::seed, 0, kBig, "seed of the data order, init and noise"),
       may_change_on_resume(string_key("training", &C::training, "amp", &T::amp, {"none", "bf16"},
-                   "bf16: autocast the forward passes to bfloat16 (CUDA only)")),
+                   "bf16: autocast the forward passes to bfloat16 (CUDA, or CPUs with native bf16 such as AVX512-BF16)")),
       may_change_on_resume(string_key("training", &C::training, "on_nonfinite", &T::on_nonfinite, {"skip", "abort"},
                    "a non-finite loss or gradient: skip the update on every rank, or stop (exit 1)")),
       may_change_on_resume(int_key("training", &C::training, "max_consecutive_skips", &T::max_consecutive_skips, 1, 1000000,

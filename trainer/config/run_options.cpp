@@ -1,5 +1,8 @@
 #include "trainer/config/run_options.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "cluster/world.h"
 #include "data/dataset_reader.h"
 
@@ -91,9 +94,21 @@ cluster::CommunicatorOptions communicator_options(const Config& config, int loca
   return o;
 }
 
+bool cpu_has_native_bf16() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream flags(line.substr(line.find(':') + 1));
+    std::string flag;
+    while (flags >> flag)
+      if (flag == "avx512_bf16" || flag == "amx_bf16") return true;
+    return false;
+  }
+  return false;
+}
+
 std::string rank_device(const Config& config, int local_rank) {
-  if (config.training.amp == "bf16" && config.cluster.device != "cuda")
-    throw ConfigError("training.amp: bf16 autocast needs cluster.device: cuda (on CPU use training.amp: none)");
   const cluster::CommunicatorOptions o = communicator_options(config, local_rank);
   // The MPI backend stages through host memory, so ranks may share a GPU; NCCL needs one GPU each.
   return cluster::select_device(config.cluster.device, local_rank, cluster::choose_backend(o) == "mpi");

@@ -138,7 +138,7 @@ class TorchScriptFeatures : public FeatureExtractor {
 
 Evaluator::~Evaluator() = default;
 
-Evaluator::Evaluator(const EvalOptions& options, const std::vector<int64_t>& sample_shape)
+Evaluator::Evaluator(const EvalOptions& options, const std::vector<int64_t>& sample_shape, bool with_reference)
     : options_(options), shape_(sample_shape), images_(sample_shape.size() == 3) {
   if (images_) {
     if (!options.features.empty()) extractor_ = std::make_unique<TorchScriptFeatures>(options.features);
@@ -154,6 +154,7 @@ Evaluator::Evaluator(const EvalOptions& options, const std::vector<int64_t>& sam
                                   "make one with `distgan eval train-classifier`) or a TorchScript module "
                                   "(eval.features, --features)");
     count_ = options.samples;
+    if (!with_reference) return;
     // The reference features, cached beside the dataset: keyed by the dataset's and the extractor's bytes.
     const std::string key = eval::content_key({options.real.path, extractor_->path},
                                               options.real.dataset + " n=" + std::to_string(options.reference) +
@@ -168,55 +169,75 @@ Evaluator::Evaluator(const EvalOptions& options, const std::vector<int64_t>& sam
   } else {
     const bool mixture = shape_ == std::vector<int64_t>{2} && mixture_layout(options.real.path, centers_, mixture_std_);
     count_ = mixture ? kMixtureSamples : options.samples;
-    reference_ = read_reference(options.real, options.reference, options.seed).to(torch::kFloat64);
+    if (with_reference) reference_ = read_reference(options.real, options.reference, options.seed).to(torch::kFloat64);
   }
 }
 
-EvalResult Evaluator::evaluate(const torch::Tensor& samples_in, const torch::Tensor& labels) {
+EvalResult Evaluator::evaluate(const torch::Tensor& samples, const torch::Tensor& labels) {
+  return evaluate_summary(summarize(samples, labels.defined()), labels);
+}
+
+SampleSummary Evaluator::summarize(const torch::Tensor& samples_in, bool predict_classes) {
   torch::NoGradGuard no_grad;
   const torch::Tensor samples = samples_in.to(torch::kCPU, torch::kFloat32).contiguous();
+  SampleSummary s;
+  if (samples.size(0) == 0) return s;
+  s.features = images_ ? extractor_->features_of(samples) : samples.clone();
+  const torch::Tensor bad = ~torch::isfinite(samples).flatten(1).all(1);
+  s.features.index_put_({bad}, std::nan(""));
+  if (predict_classes && images_ && label_classifier_) {
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < samples.size(0); i += kChunk)
+      parts.push_back(label_classifier_->logits(samples.narrow(0, i, std::min(kChunk, samples.size(0) - i))).argmax(1));
+    s.predicted = torch::cat(parts).to(torch::kInt64);
+  }
+  return s;
+}
+
+EvalResult Evaluator::evaluate_summary(const SampleSummary& all, const torch::Tensor& labels) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(reference_.defined(), "evaluate_summary: this evaluator was made without the reference");
   EvalResult r;
-  if (!torch::isfinite(samples).all().item<bool>()) {
+  if (!all.features.defined() || !torch::isfinite(all.features).all().item<bool>()) {
     r.what = "the samples hold non-finite values (a diverged generator?): no metrics";
     return r;
   }
+  const int64_t n = all.features.size(0);
   if (!images_) {
+    const torch::Tensor samples = all.features.to(torch::kFloat64);
     if (centers_.defined()) {
-      const eval::ModeReport m = eval::mode_metrics(samples.to(torch::kFloat64), centers_, mixture_std_);
+      const eval::ModeReport m = eval::mode_metrics(samples, centers_, mixture_std_);
       r.metrics = {{"modes_captured", double(m.modes_captured)},
                    {"modes_total", double(centers_.size(0))},
                    {"high_quality", m.high_quality},
                    {"reverse_kl", m.reverse_kl},
                    {"mode_spread", m.spread}};
     }
-    r.metrics.emplace_back("sliced_wasserstein", eval::sliced_wasserstein(samples.to(torch::kFloat64), reference_,
-                                                                          256, options_.seed));
-    r.what = std::to_string(samples.size(0)) + " samples" +
+    r.metrics.emplace_back("sliced_wasserstein", eval::sliced_wasserstein(samples, reference_, 256, options_.seed));
+    r.what = std::to_string(n) + " samples" +
              (centers_.defined() ? " (2-D mixture protocol: 3-std high-quality radius)" : "") + " vs " +
              std::to_string(reference_.size(0)) + " real";
     return r;
   }
-  const torch::Tensor f = extractor_->features_of(samples);
-  const torch::Tensor real = reference_;
+  const torch::Tensor& f = all.features;
+  const torch::Tensor& real = reference_;
   const eval::KidResult kid = eval::kernel_inception_distance(real, f, 100, 1000, options_.seed);
   const eval::PrecisionRecall pr = eval::precision_recall(real, f, 3);
   r.metrics = {{"fid", eval::frechet_distance(eval::feature_stats(real), eval::feature_stats(f))},
                {"kid", kid.mean},
                {"precision", pr.precision},
                {"recall", pr.recall}};
-  if (labels.defined() && label_classifier_) {
-    const int64_t classes = labels.max().item<int64_t>() + 1;
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < samples.size(0); i += kChunk)
-      parts.push_back(label_classifier_->logits(samples.narrow(0, i, std::min(kChunk, samples.size(0) - i))).argmax(1));
-    const torch::Tensor hit = (torch::cat(parts) == labels.to(torch::kCPU)).to(torch::kFloat64);
+  if (labels.defined() && all.predicted.defined()) {
+    const torch::Tensor truth = labels.to(torch::kCPU);
+    const int64_t classes = truth.max().item<int64_t>() + 1;
+    const torch::Tensor hit = (all.predicted == truth).to(torch::kFloat64);
     r.metrics.emplace_back("class_accuracy", hit.mean().item<double>());
     for (int64_t k = 0; k < classes; ++k) {
-      const torch::Tensor mask = labels.to(torch::kCPU) == k;
+      const torch::Tensor mask = truth == k;
       r.class_accuracy.push_back(mask.any().item<bool>() ? hit.index({mask}).mean().item<double>() : 0.0);
     }
   }
-  r.what = std::to_string(samples.size(0)) + " samples vs " + std::to_string(real.size(0)) + " real, features of " +
+  r.what = std::to_string(n) + " samples vs " + std::to_string(real.size(0)) + " real, features of " +
            extractor_->path + " (" + std::to_string(real.size(1)) + "-d)";
   return r;
 }
@@ -228,22 +249,31 @@ std::string EvalResult::text() const {
 }
 
 std::pair<torch::Tensor, torch::Tensor> generate_for_eval(torch::nn::Sequential& g, const ModelSpec& spec,
-                                                          int64_t count, uint64_t seed, torch::Device device) {
+                                                          int64_t count, uint64_t seed, torch::Device device,
+                                                          int64_t begin, int64_t end) {
   torch::NoGradGuard no_grad;
+  if (end < 0) end = count;
+  TORCH_CHECK(0 <= begin && begin <= end && end <= count, "generate_for_eval: the range is outside the samples");
   const bool was_training = g->is_training();
   g->eval();
   at::Generator noise = at::detail::createCPUGenerator(seed ^ 0x6576616cULL);
   std::vector<torch::Tensor> parts;
   torch::Tensor labels;
   if (spec.num_classes > 0) labels = torch::arange(count, torch::kInt64) % spec.num_classes;
-  for (int64_t i = 0; i < count; i += kChunk) {
+  for (int64_t i = 0; i < end; i += kChunk) {  // every chunk's noise is drawn, in order: the same per sample
     const int64_t n = std::min(kChunk, count - i);
-    const torch::Tensor z = torch::randn({n, spec.z_dim}, noise).to(device);
-    parts.push_back(generate(g, z, labels.defined() ? labels.narrow(0, i, n).to(device) : torch::Tensor())
+    const torch::Tensor z = torch::randn({n, spec.z_dim}, noise);
+    const int64_t from = std::max(i, begin), to = std::min(i + n, end);
+    if (from >= to) continue;
+    parts.push_back(generate(g, z.narrow(0, from - i, to - from).to(device),
+                             labels.defined() ? labels.narrow(0, from, to - from).to(device) : torch::Tensor())
                         .to(torch::kCPU, torch::kFloat32));
   }
   if (was_training) g->train();
-  return {torch::cat(parts), labels};
+  std::vector<int64_t> empty_shape{0};
+  empty_shape.insert(empty_shape.end(), spec.sample_shape.begin(), spec.sample_shape.end());
+  return {parts.empty() ? torch::empty(empty_shape) : torch::cat(parts),
+          labels.defined() ? labels.narrow(0, begin, end - begin) : labels};
 }
 
 }  // namespace distgan

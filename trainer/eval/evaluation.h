@@ -39,17 +39,33 @@ struct EvalResult {
   std::string text() const;                             // "fid 23.1  kid 0.0123 ..."
 };
 
+// What one rank computes of its share of the samples (the expensive part: a network's forward over
+// every sample), so that an evaluation splits across ranks: image features, and the classifier's
+// predicted class when asked for; for vectors the samples themselves. The rows of samples that are
+// not finite get non-finite features.
+struct SampleSummary {
+  torch::Tensor features;   // [n, F] float32
+  torch::Tensor predicted;  // [n] int64, or undefined
+};
+
 class FeatureExtractor;
 
 class Evaluator {
  public:
   // Reads the reference (or its cached features). `sample_shape` is what will be evaluated.
-  Evaluator(const EvalOptions& options, const std::vector<int64_t>& sample_shape);
+  // with_reference false: summarize() only (the other ranks of a distributed evaluation).
+  Evaluator(const EvalOptions& options, const std::vector<int64_t>& sample_shape, bool with_reference = true);
   ~Evaluator();
   int64_t sample_count() const { return count_; }
+  // Whether summarize() predicts classes (images with a classifier) when asked to.
+  bool predicts_classes() const { return images_ && label_classifier_ != nullptr; }
   // samples in model space ([-1, 1] images or vectors); labels: the class each was generated for
   // (conditional models) or undefined.
   EvalResult evaluate(const torch::Tensor& samples, const torch::Tensor& labels);
+  // The two halves of evaluate(): summaries of any share of the samples (on any rank), then the
+  // metrics from every share's summary concatenated in sample order (needs the reference).
+  SampleSummary summarize(const torch::Tensor& samples, bool predict_classes);
+  EvalResult evaluate_summary(const SampleSummary& all, const torch::Tensor& labels);
 
  private:
   EvalOptions options_;
@@ -65,7 +81,10 @@ class Evaluator {
 
 // `count` samples of G in eval mode (chunks of 500) with the noise of `seed`; conditional models
 // get the classes in turn (sample i has class i mod classes). Returns (samples on the CPU, labels).
+// With a range [begin, end), only those samples (and labels): sample i has the same noise and class
+// whatever the range, so ranks can each generate a share of one evaluation.
 std::pair<torch::Tensor, torch::Tensor> generate_for_eval(torch::nn::Sequential& g, const ModelSpec& spec,
-                                                          int64_t count, uint64_t seed, torch::Device device);
+                                                          int64_t count, uint64_t seed, torch::Device device,
+                                                          int64_t begin = 0, int64_t end = -1);
 
 }  // namespace distgan

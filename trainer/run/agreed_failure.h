@@ -28,4 +28,9 @@ class AgreedFailure : public std::runtime_error {
 // otherwise). A collective: every rank calls it.
 void on_root_agreed(cluster::Communicator& comm, const std::function<void()>& work);
 
+// Runs `work` on every rank; when it fails on any, every rank throws AgreedFailure with the message
+// of the lowest failing rank (prefixed "rank R: " when that is not rank 0), printed by that rank.
+// A collective: every rank calls it.
+void on_every_rank_agreed(cluster::Communicator& comm, const std::function<void()>& work);
+
 }  // namespace distgan

@@ -9,6 +9,7 @@
 #include "trainer/outputs/png_image.h"
 #include "trainer/run/agreed_failure.h"
 #include "trainer/run/code_reseed.h"
+#include "trainer/run/distributed_eval.h"
 #include "trainer/run/run_setup.h"
 #include "trainer/run/training_loop.h"
 
@@ -36,16 +37,16 @@ void log_task(RunState& r, int64_t s) {
   r.interval = Interval{};
 }
 
-// Every rank: equal BatchNorm statistics; rank 0 generates with the EMA (or raw) G and measures.
-// The other ranks go on to the next step's collectives and wait there.
+// Every rank: equal BatchNorm statistics; each rank generates with the EMA (or raw) G and
+// featurises its share of the samples, and rank 0 measures (trainer/run/distributed_eval.h).
 void evaluate_task(RunState& r, int64_t s) {
   r.step->average_batchnorm_statistics();
-  if (!r.is_root()) return;
   GanModels& m = r.step->models();
   const bool ema = r.config.eval.ema && m.generator_ema;
-  auto [samples, labels] = generate_for_eval(ema ? m.generator_ema : m.generator, r.spec, r.evaluator->sample_count(),
-                                             static_cast<uint64_t>(r.config.training.seed), r.device);
-  r.outputs->evaluation(s, ema, r.evaluator->evaluate(samples, labels));
+  const std::optional<EvalResult> result =
+      evaluate_across_ranks(*r.evaluator, ema ? m.generator_ema : m.generator, r.spec,
+                            static_cast<uint64_t>(r.config.training.seed), r.device, *r.comm);
+  if (result) r.outputs->evaluation(s, ema, *result);
 }
 
 void perturb_weight_task(RunState& r, int64_t) {

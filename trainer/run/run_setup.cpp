@@ -80,6 +80,9 @@ void print_start(const RunState& r, const ResumeSource& source, const std::strin
               r.config.training.amp == "bf16" ? ", bf16 autocast" : "", r.threads,
               static_cast<long long>(r.global_batch), static_cast<long long>(r.per_rank_batch),
               static_cast<long long>(r.config.training.steps), r.run_dir.c_str());
+  if (r.config.training.amp == "bf16" && !r.device.is_cuda() && !cpu_has_native_bf16())
+    log_warning("distgan: training.amp: bf16 on a CPU without native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo): "
+                "it is emulated and likely slower than training.amp: none\n");
   if (r.resumed_world_size > 0) {
     log_info("distgan: resumed from %s at step %lld (epoch %lld, sample %lld of the epoch); %s\n",
                 source.info.path.c_str(), static_cast<long long>(r.position.step),
@@ -147,15 +150,20 @@ void make_fixed_samples(RunState& r) {
   }
 }
 
-// Rank 0 reads the evaluation reference (or its cache) now: its errors come before step 1.
+// Rank 0 reads the evaluation reference (or its cache) now, so its errors come before step 1;
+// then every other rank loads the feature extractor for its share of each evaluation.
 void make_evaluator(RunState& r) {
   if (r.config.eval.every <= 0) return;
-  on_root_agreed(*r.comm, [&] {
+  const auto make = [&](bool with_reference) {
     try {
-      r.evaluator = std::make_unique<Evaluator>(eval_options(r.config), r.spec.sample_shape);
+      r.evaluator = std::make_unique<Evaluator>(eval_options(r.config), r.spec.sample_shape, with_reference);
     } catch (const std::invalid_argument& error) {
       throw ConfigError(std::string("eval.every: ") + error.what());
     }
+  };
+  on_root_agreed(*r.comm, [&] { make(true); });
+  on_every_rank_agreed(*r.comm, [&] {
+    if (!r.is_root()) make(false);
   });
 }
 

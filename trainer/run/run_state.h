@@ -68,7 +68,7 @@ struct RunState {
   torch::Tensor real_points;                // rank 0, 2-D data: reals for scatter plots and code re-seeding
 
   std::unique_ptr<RunOutputs> outputs;      // rank 0
-  std::unique_ptr<Evaluator> evaluator;     // rank 0, with eval.every
+  std::unique_ptr<Evaluator> evaluator;     // every rank, with eval.every (the reference on rank 0)
   std::unique_ptr<CheckpointWriter> writer;  // rank 0
   int64_t last_checkpoint_step = -1;
   double last_checkpoint_stall_s = 0;  // rank 0: how long the last snapshot paused training

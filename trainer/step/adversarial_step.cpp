@@ -16,13 +16,14 @@ AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, 
   opt_d_ = std::make_unique<torch::optim::Adam>(
       models_.discriminator->parameters(),
       torch::optim::AdamOptions(options.lr_d).betas({options.betas_d[0], options.betas_d[1]}));
+  amp_device_ = models_.generator->parameters().front().device().type();
   sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes, options.overlap,
                                        options.bf16_gradients ? torch::kBFloat16 : torch::kFloat32);
 }
 
 torch::Tensor AdversarialStep::generate_for_step(const torch::Tensor& z, const torch::Tensor& labels, bool for_g_step) {
   models_.generator->train();
-  BF16Autocast autocast(options_.amp_bf16);
+  BF16Autocast autocast(options_.amp_bf16, amp_device_);
   if (for_g_step) return generate(models_.generator, z, labels);
   torch::NoGradGuard no_grad;
   return generate(models_.generator, z, labels);
@@ -48,7 +49,7 @@ bool AdversarialStep::d_forward_backward(const DStepInput& in, double weight, Up
   const torch::Tensor real = r1 ? in.real.detach().requires_grad_(true) : in.real;
   torch::Tensor real_logits, fake_logits;
   {
-    BF16Autocast autocast(options_.amp_bf16);
+    BF16Autocast autocast(options_.amp_bf16, amp_device_);
     real_logits = discriminate(d, augment(real, in.augment_real), in.real_labels).to(torch::kFloat32);
     fake_logits = discriminate(d, augment(in.fake.detach(), in.augment_fake), in.fake_labels).to(torch::kFloat32);
   }
@@ -64,7 +65,7 @@ bool AdversarialStep::d_forward_backward(const DStepInput& in, double weight, Up
     TORCH_CHECK(in.gp_eps.defined(), "d_step: the wgan-gp loss needs gp_eps");
     const torch::Tensor penalty = gradient_penalty(
         [&](const torch::Tensor& x) {
-          BF16Autocast autocast(options_.amp_bf16);
+          BF16Autocast autocast(options_.amp_bf16, amp_device_);
           return discriminate(d, x, in.real_labels).to(torch::kFloat32);
         },
         augment(in.real, in.augment_real), augment(in.fake.detach(), in.augment_fake), in.gp_eps);
@@ -119,7 +120,7 @@ void AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tensor&
   try {
     torch::Tensor logits;
     {
-      BF16Autocast autocast(options_.amp_bf16);
+      BF16Autocast autocast(options_.amp_bf16, amp_device_);
       logits = discriminate(models_.discriminator, augment(fake, augment_fake), fake_labels).to(torch::kFloat32);
     }
     const int64_t b = logits.size(0), keep = std::clamp<int64_t>(std::ceil(keep_share * double(b) - 1e-9), 1, b);

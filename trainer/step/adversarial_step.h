@@ -31,7 +31,7 @@ struct StepOptions {
   int64_t bucket_bytes = cluster::kDefaultBucketBytes;
   bool overlap = true;    // all-reduce each gradient bucket during backward (cluster.overlap)
   bool bf16_gradients = false;  // gradients travel as bfloat16 (cluster.grad_dtype)
-  bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA); losses in float32
+  bool amp_bf16 = false;  // forward passes under bf16 autocast (CUDA or CPU); losses in float32
   double r1_gamma = 0;    // R1 weight (0: off)
   int64_t r1_every = 16;  // lazy R1: applied on D steps the caller marks, scaled by this
   double gp_lambda = 10;  // wgan-gp's penalty weight
@@ -141,6 +141,7 @@ class AdversarialStep {
                   const AugmentDraw& augment_fake, double weight, UpdateSums& sums, bool final);
 
   GanModels models_;
+  c10::DeviceType amp_device_ = c10::DeviceType::CPU;  // where bf16 autocast applies (the models' device)
   cluster::Communicator& comm_;
   StepOptions options_;
   std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;

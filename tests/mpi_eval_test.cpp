@@ -1,0 +1,110 @@
+// Run on 2 ranks by ctest. The training loop's evaluation split across ranks gives the numbers of
+// one rank evaluating every sample, and a failure on one rank alone stops every rank with its text.
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include "cluster/mpi_communicator.h"
+#include "data/dataset_writer.h"
+#include "data/importers.h"
+#include "tests/test_util.h"
+#include "tests/tiny_models.h"
+#include "trainer/run/agreed_failure.h"
+#include "trainer/run/distributed_eval.h"
+
+namespace distgan {
+namespace {
+
+using testing::TempDir;
+
+// Every metric of `split` (rank 0's result of the distributed evaluation) equals `whole`'s.
+void expect_same_metrics(const EvalResult& split, const EvalResult& whole) {
+  ASSERT_EQ(split.metrics.size(), whole.metrics.size()) << split.text() << " vs " << whole.text();
+  ASSERT_FALSE(whole.metrics.empty()) << whole.what;
+  for (size_t i = 0; i < whole.metrics.size(); ++i) {
+    EXPECT_EQ(split.metrics[i].first, whole.metrics[i].first);
+    EXPECT_NEAR(split.metrics[i].second, whole.metrics[i].second, 1e-5 * std::max(1.0, std::abs(whole.metrics[i].second)))
+        << whole.metrics[i].first;
+  }
+  EXPECT_EQ(split.what, whole.what);
+}
+
+// Rank 0 evaluates every sample itself, as a one-rank run does.
+EvalResult evaluate_on_one_rank(const EvalOptions& o, torch::nn::Sequential& g, const ModelSpec& spec, uint64_t seed) {
+  Evaluator whole(o, spec.sample_shape);
+  auto [samples, labels] = generate_for_eval(g, spec, whole.sample_count(), seed, torch::kCPU);
+  return whole.evaluate(samples, labels);
+}
+
+TEST(DistributedEval, TwoRanksGiveTheMixtureNumbersOfOne) {
+  cluster::MpiCommunicator world;
+  ASSERT_EQ(world.size(), 2) << "run this test on 2 ranks";
+  TempDir dir;  // each rank writes its own copy of the same file
+  data::MixtureSpec mixture;
+  mixture.kind = data::Mixture::kGrid;
+  mixture.num_samples = 3000;
+  data::write_dataset_file(dir.path("grid.h5"), data::make_mixture(mixture), {});
+  EvalOptions o;
+  o.real.path = dir.path("grid.h5");
+  o.real.dataset = "/samples";
+  ModelSpec spec;
+  spec.name = "mlp";
+  spec.sample_shape = {2};
+  spec.z_dim = 3;
+  spec.mlp_width = 32;
+  spec.mlp_depth = 2;
+  torch::manual_seed(4);
+  GanModels models = build_models(spec);
+  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
+  const auto split = evaluate_across_ranks(mine, models.generator, spec, 7, torch::kCPU, world);
+  ASSERT_EQ(split.has_value(), world.rank() == 0);
+  if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 7));
+}
+
+// RGB images at 32 px, a tiny resnet, features by a TorchScript projection; 301 samples: the
+// ranks' shares differ and cross the 500-sample generation chunks unevenly.
+TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
+  cluster::MpiCommunicator world;
+  TempDir dir;
+  data::DatasetContents images;
+  images.name = "/images";
+  images.shape = {400, 3, 32, 32};
+  images.u8.resize(400 * 3 * 32 * 32);
+  for (size_t i = 0; i < images.u8.size(); ++i) images.u8[i] = static_cast<uint8_t>((i * 37 + i / 3072 * 11) % 256);
+  data::WriteOptions w;
+  w.overwrite = true;
+  data::write_dataset_file(dir.path("images.h5"), images, w);
+  torch::jit::Module features("Features");
+  torch::manual_seed(1);
+  features.register_parameter("w", torch::randn({3072, 8}) / 55.0, false);
+  features.define("def forward(self, x):\n    return torch.flatten(x, 1).mm(self.w)\n");
+  features.save(dir.path("features.pt"));
+  EvalOptions o;
+  o.real.path = dir.path("images.h5");
+  o.features = dir.path("features.pt");
+  o.samples = 301;
+  o.reference = 400;
+  const ModelSpec spec = testing::tiny_resnet32_spec();
+  torch::manual_seed(5);
+  GanModels models = build_models(spec);
+  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
+  const auto split = evaluate_across_ranks(mine, models.generator, spec, 3, torch::kCPU, world);
+  if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 3));
+}
+
+TEST(AgreedFailure, AFailureOnRankOneAloneStopsEveryRankWithItsText) {
+  cluster::MpiCommunicator world;
+  try {
+    on_every_rank_agreed(world, [&] {
+      if (world.rank() == 1) throw std::runtime_error("features.pt: not a TorchScript module");
+    });
+    ADD_FAILURE() << "no AgreedFailure";
+  } catch (const AgreedFailure& e) {
+    EXPECT_STREQ(e.what(), "rank 1: features.pt: not a TorchScript module");
+    EXPECT_EQ(e.exit_code(), 1);
+    EXPECT_EQ(e.should_print(), world.rank() == 1);
+  }
+  EXPECT_NO_THROW(on_every_rank_agreed(world, [] {}));
+}
+
+}  // namespace
+}  // namespace distgan
