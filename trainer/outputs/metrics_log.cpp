@@ -28,6 +28,11 @@ std::string MetricsLog::console_line(const StepMetrics& m) {
                 m.loss_d, m.loss_g, m.d_real, m.d_fake, m.images_per_s, 100 * m.share_data, 100 * m.share_compute,
                 100 * m.share_comm, clock(m.elapsed_s).c_str(), clock(m.eta_s).c_str());
   std::string text = line;
+  if (m.gflops_per_rank > 0) {
+    char gflops[48];
+    std::snprintf(gflops, sizeof(gflops), "  %.1f GFLOP/s per rank", m.gflops_per_rank);
+    text += gflops;
+  }
   if (m.has_penalty) {
     char penalty[48];
     std::snprintf(penalty, sizeof(penalty), "  penalty %.4g", m.penalty);
@@ -52,6 +57,7 @@ std::string MetricsLog::json_line(const StepMetrics& m) {
   j["d_real"] = m.d_real;
   j["d_fake"] = m.d_fake;
   j["images_per_s"] = m.images_per_s;
+  if (m.gflops_per_rank > 0) j["gflops_per_rank"] = m.gflops_per_rank;
   j["time_share"] = {{"data", m.share_data}, {"compute", m.share_compute}, {"comm", m.share_comm}};
   j["grad_norm_d"] = m.grad_norm_d;
   j["grad_norm_g"] = m.grad_norm_g;

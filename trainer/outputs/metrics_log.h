@@ -24,6 +24,8 @@ struct StepMetrics {
   double loss_d = 0, loss_g = 0;
   double d_real = 0, d_fake = 0;   // mean D output on real and generated samples, as probabilities
   double images_per_s = 0;         // global: all ranks' real images per second
+  double steps_per_s = 0;          // training steps (a D and a G update each) per second
+  double gflops_per_rank = 0;      // achieved: the counted FLOPs of a step x steps/s (0: not counted)
   double share_data = 0, share_compute = 0, share_comm = 0;  // of the interval's wall time
   double elapsed_s = 0, eta_s = 0;
   double grad_norm_d = 0, grad_norm_g = 0;  // of the averaged gradients, mean over the interval

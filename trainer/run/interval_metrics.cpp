@@ -80,6 +80,7 @@ StepMetrics average_interval(const Interval& in, cluster::Communicator& comm, in
   m.skipped = static_cast<int64_t>(std::llround(a[12]));
   m.has_penalty = a[14] > 0;  // the mean over every rank's penalised steps
   m.penalty = a[13] / std::max(1e-12, a[14]);
+  m.steps_per_s = a[9] / wall;
   const double per_step = wall / std::max(1.0, a[9]);
   m.eta_s = per_step * double(total_steps - step);
   if (ranks.size(0) > 1) {  // busy: all but the wait for other ranks in collectives

@@ -31,8 +31,9 @@ void reseed_codes_task(RunState& r, int64_t s) {
 }
 
 void log_task(RunState& r, int64_t s) {
-  const StepMetrics m = average_interval(r.interval, *r.comm, s, r.last_batch_epoch, r.config.training.steps,
+  StepMetrics m = average_interval(r.interval, *r.comm, s, r.last_batch_epoch, r.config.training.steps,
                                          r.global_batch, seconds_between(r.started, Clock::now()), r.hosts);
+  m.gflops_per_rank = r.flops_per_step * m.steps_per_s / 1e9;
   if (r.is_root()) r.outputs->metrics(m);
   r.interval = Interval{};
 }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "trainer/run/flop_counter.h"
 #include "trainer/run/periodic_tasks.h"
 #include "trainer/run/run_setup.h"
 #include "trainer/run/training_step.h"
@@ -50,7 +51,13 @@ TrainingOutcome run_training(const Config& config, const cluster::World& world, 
   const std::vector<PeriodicTask> tasks = periodic_tasks(state.config);
   for (int64_t s = state.position.step + 1; s <= state.config.training.steps; ++s) {
     state.comm->set_label("step " + std::to_string(s));
-    run_training_step(state, s);
+    if (s == state.position.step + 1) {  // the arithmetic of one step, for the log's GFLOP/s
+      FlopCounter counter;
+      run_training_step(state, s);
+      state.flops_per_step = counter.flops();
+    } else {
+      run_training_step(state, s);
+    }
     for (const PeriodicTask& task : tasks)
       if (task.due(s)) task.run(state, s);
     if (state.preempted) return finish_preempted(state);
