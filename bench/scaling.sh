@@ -4,20 +4,32 @@
 # ways by tc tbf, beside the same 2 ranks on this machine's loopback. For each link: distgan with
 # overlap on (the default), with overlap off, with bfloat16 gradients, and the PyTorch DDP peer
 # (gloo over the same link), each rank pinned to its own core (rank r to core r).
-# DCGAN-28 on Fashion-MNIST, batch 64 per rank, as bench/train.sh. Median of REPEATS runs.
+# MODEL=dcgan28 (default): DCGAN-28 on Fashion-MNIST, batch 64 per rank; MODEL=resnet64: the resnet
+# at 64 px, ch 8, batch 16 per rank, on bench/train.sh's synthetic photos (as bench/train.sh).
+# Median of REPEATS runs.
 #
 #   sudo bash bench/scaling.sh [BUILD_DIR]
 #   env: REPEATS (3), STEPS (60), RATES ("10gbit 1gbit"), WARMUP (10), LINKS (all: "loopback veth $RATES"),
 #        EXTRA (more --set overrides for every distgan run, e.g. EXTRA="--set cluster.bucket_mb=1")
 # Prints a table (img/s, share of the step waiting on communication, throughput as a share of the
-# same configuration on the unshaped veth link) and writes BUILD_DIR/bench/scaling.json, the input
-# of bench/scaling_model.py. Needs root, iproute2's tc with tbf, python3-torch and h5py for the peer.
+# same configuration on the unshaped veth link) and writes BUILD_DIR/bench/scaling.json (resnet64:
+# scaling-resnet64.json), the input of bench/scaling_model.py. Needs root, iproute2's tc with tbf, and
+# python3-torch and h5py for the peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
 repeats=${REPEATS:-3}; steps=${STEPS:-60}; warmup=${WARMUP:-10}; rates=${RATES:-10gbit 1gbit}
-per_rank=64
-data=$(realpath -m "${DATA:-datasets/fashion-mnist.h5}")
+model=${MODEL:-dcgan28}
+case $model in
+  dcgan28) per_rank=64; config=configs/fashion-mnist.yaml; overrides=(); json=scaling
+    data=$(realpath -m "${DATA:-datasets/fashion-mnist.h5}"); peer_script=(bench/peer/dcgan_ddp.py) ;;
+  resnet64) per_rank=16; config=configs/images64.yaml; json=scaling-resnet64
+    overrides=(--set model.ch=8 --set model.z_dim=128 --set training.augment=none --set training.ema.half_life_kimg=0
+               --set eval.every=0)
+    data=$(realpath -m "${DATA:-$build/bench/photos64.h5}"); peer_script=(bench/peer/resnet_ddp.py --ch 8)
+    [ -f "$data" ] || { echo "bench/scaling.sh: $data not found: run MODEL=resnet64 bash bench/train.sh once to make it" >&2; exit 1; } ;;
+  *) echo "bench/scaling.sh: MODEL must be dcgan28 or resnet64" >&2; exit 2 ;;
+esac
 distgan=$build/launcher/distgan
 py=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -46,7 +58,7 @@ pinned() { echo "exec taskset -c \$OMPI_COMM_WORLD_RANK $*"; }
 run_distgan() {
   local link=$1 label=$2; shift 2
   local run=$tmp/run-$link-$label-$RANDOM
-  local args=(train -c configs/fashion-mnist.yaml --set data.path="$data"
+  local args=(train -c "$config" "${overrides[@]}" --set data.path="$data"
               --set training.batch_size=$((2 * per_rank)) --set training.steps=$((steps + warmup))
               --set logging.every=$warmup --set logging.sample_every=0 --set checkpoint.every=0
               --set logging.run_dir="$run" ${EXTRA:-} "$@")
@@ -66,7 +78,7 @@ PY
 }
 
 run_peer() {
-  local link=$1 peer=(bench/peer/dcgan_ddp.py --data "$data" --batch "$per_rank" --steps "$steps" --warmup "$warmup")
+  local link=$1 peer=("${peer_script[@]}" --data "$data" --batch "$per_rank" --steps "$steps" --warmup "$warmup")
   local log=$tmp/peer-$link-$RANDOM.log
   if [ "$link" = loopback ]; then
     mpirun -np 2 --bind-to core $py "${peer[@]}" > "$log" 2>&1
@@ -94,7 +106,7 @@ done
 bash cluster/local-hosts.sh shape "$hosts" off
 
 mkdir -p "$build/bench"
-$py - "$lines" "$build/bench/scaling.json" "$repeats" "${links[*]}" <<'PY'
+$py - "$lines" "$build/bench/$json.json" "$repeats" "${links[*]}" "$model" "$per_rank" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 links = sys.argv[4].split()
@@ -112,7 +124,7 @@ for link in links:
         vs = ips / med(link, "ddp")
         print(f"{link:<9} {name:<22} {ips:>7.0f} {'' if comm is None else f'{100 * comm:.1f}%':>10} "
               f"{100 * of_veth:>7.0f}% {vs:>7.2f}")
-print(f"(median of {sys.argv[3]} runs; DCGAN-28, batch 64 per rank, 2 ranks, rank r on core r; comm wait: "
+print(f"(median of {sys.argv[3]} runs; {sys.argv[5]}, batch {sys.argv[6]} per rank, 2 ranks, rank r on core r; comm wait: "
       "share of the step waiting for gradient all-reduces after backward; of veth: throughput against the "
       "same run on the unshaped link between the hosts)")
 json.dump(runs, open(sys.argv[2], "w"), indent=1)
