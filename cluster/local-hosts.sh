@@ -198,7 +198,7 @@ tc_rate_bytes() {
     m["bit"] = 1; m["kbit"] = 1e3; m["mbit"] = 1e6; m["gbit"] = 1e9; m["tbit"] = 1e12
     m["bps"] = 8; m["kbps"] = 8e3; m["mbps"] = 8e6; m["gbps"] = 8e9
     if (!(u in m)) exit 1
-    printf "%d\n", n * m[u] / 8 }'
+    printf "%.0f\n", n * m[u] / 8 }'
 }
 
 # agent DIR [opts] HOST CMD...: Open MPI calls its rsh agent as `AGENT HOST CMD...` (CMD being the

@@ -14,12 +14,13 @@ TEST(MpiCollectives, SumsBfloat16ValuesInPlace) {
   cluster::MpiCommunicator world;
   ASSERT_EQ(world.size(), 2) << "run this test on 2 ranks";
   const float r = static_cast<float>(world.rank());
-  // Exact in bf16: 1.5 + 2r, -0.25 * (r + 1), and 256 + r (256 + 257 = 513 rounds to 512 in bf16:
-  // 8 bits of mantissa, ties to even).
-  torch::Tensor t = torch::tensor({1.5f + 2 * r, -0.25f * (r + 1), 256.0f + r}).to(torch::kBFloat16);
+  // Each value exact in bf16: 1.5 + 2r and -0.25 (r + 1) sum exactly; 1 + 3 x 2^-8 (rank 0's 1,
+  // rank 1's 3 x 2^-8) lies halfway between bf16's 1 + 2^-7 and 1 + 2^-6 and rounds to the even
+  // one, 1 + 2^-6 (truncating would give 1 + 2^-7).
+  torch::Tensor t = torch::tensor({1.5f + 2 * r, -0.25f * (r + 1), r == 0 ? 1.0f : 3.0f / 256}).to(torch::kBFloat16);
   world.allreduce(t, {cluster::ReduceOp::kSum})->wait();
   ASSERT_EQ(t.scalar_type(), torch::kBFloat16);
-  EXPECT_TRUE(torch::equal(t.to(torch::kFloat32), torch::tensor({5.0f, -0.75f, 512.0f})));
+  EXPECT_TRUE(torch::equal(t.to(torch::kFloat32), torch::tensor({5.0f, -0.75f, 1.015625f}))) << t;
   torch::Tensor avg = torch::full({4}, 3.0f + 2 * r).to(torch::kBFloat16);
   world.allreduce(avg, {cluster::ReduceOp::kAverage})->wait();
   EXPECT_TRUE(torch::equal(avg.to(torch::kFloat32), torch::full({4}, 4.0f)));
@@ -114,8 +115,12 @@ TEST(IntervalMetrics, TheSlowestRankIsNamedWithItsHost) {
   EXPECT_EQ(m.ranks.data_rank, 1);
   EXPECT_NEAR(m.ranks.data_ms_max, 20, 1);
   EXPECT_NEAR(m.share_comm, 0.25, 0.01);  // the mean over ranks, as before
-  const std::vector<double> spread = world.allgather(std::vector<double>{m.ranks.spread});
-  EXPECT_EQ(spread[0], spread[1]);
+  // Time in periodic tasks (rank 0's checkpoint, say) is not busy time: rank 0 stays the fastest.
+  Interval with_task = in;
+  with_task.task_s = world.rank() == 0 ? 0.9 : 0.0;
+  const StepMetrics t = average_interval(with_task, world, 10, 0, 100, 128, 2.0, {"hosta", "hostb"});
+  EXPECT_EQ(t.ranks.slowest_rank, 1);
+  EXPECT_NEAR(t.ranks.busy_ms_min, 10, 5);  // rank 0: 2 s - 1 s waiting - 0.9 s in tasks, over 10 steps
 }
 
 }  // namespace

@@ -60,8 +60,8 @@ TEST(DistributedEval, TwoRanksGiveTheMixtureNumbersOfOne) {
   if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 7));
 }
 
-// RGB images at 32 px, a tiny resnet, features by a TorchScript projection; 301 samples: the
-// ranks' shares differ and cross the 500-sample generation chunks unevenly.
+// RGB images at 32 px, a tiny resnet, features by a TorchScript projection; 1,101 samples: the
+// ranks' shares (551 and 550) differ and cross the 500-sample generation chunks.
 TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
   cluster::MpiCommunicator world;
   TempDir dir;
@@ -81,7 +81,7 @@ TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
   EvalOptions o;
   o.real.path = dir.path("images.h5");
   o.features = dir.path("features.pt");
-  o.samples = 301;
+  o.samples = 1101;
   o.reference = 400;
   const ModelSpec spec = testing::tiny_resnet32_spec();
   torch::manual_seed(5);
@@ -89,6 +89,42 @@ TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
   Evaluator mine(o, spec.sample_shape, world.rank() == 0);
   const auto split = evaluate_across_ranks(mine, models.generator, spec, 3, torch::kCPU, world);
   if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 3));
+}
+
+// A feature module that fails on rank 1 only (its own copy of the file is bad) stops both ranks
+// with rank 1's error instead of leaving rank 0 waiting at the next gather.
+TEST(DistributedEval, AFeatureModuleFailingOnOneRankStopsEveryRank) {
+  cluster::MpiCommunicator world;
+  TempDir dir;
+  data::DatasetContents images;
+  images.name = "/images";
+  images.shape = {50, 1, 28, 28};
+  images.u8.assign(50 * 784, 7);
+  data::write_dataset_file(dir.path("images.h5"), images, {});
+  torch::jit::Module features("Features");
+  features.define(world.rank() == 1 ? "def forward(self, x):\n    return x\n"
+                                    : "def forward(self, x):\n    return torch.flatten(x, 1)\n");
+  features.save(dir.path("features.pt"));
+  EvalOptions o;
+  o.real.path = dir.path("images.h5");
+  o.features = dir.path("features.pt");
+  o.samples = 20;
+  o.reference = 50;
+  ModelSpec spec;
+  spec.name = "dcgan";
+  spec.sample_shape = {1, 28, 28};
+  spec.z_dim = 4;
+  spec.ch = 2;
+  torch::manual_seed(5);
+  GanModels models = build_models(spec);
+  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
+  try {
+    (void)evaluate_across_ranks(mine, models.generator, spec, 3, torch::kCPU, world);
+    ADD_FAILURE() << "no AgreedFailure";
+  } catch (const AgreedFailure& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("features.pt: the TorchScript module returned"), std::string::npos) << e.what();
+  }
 }
 
 TEST(AgreedFailure, AFailureOnRankOneAloneStopsEveryRankWithItsText) {

@@ -98,11 +98,11 @@ bool cpu_has_native_bf16() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
   while (std::getline(cpuinfo, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
+    if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;  // x86, aarch64
     std::istringstream flags(line.substr(line.find(':') + 1));
     std::string flag;
     while (flags >> flag)
-      if (flag == "avx512_bf16" || flag == "amx_bf16") return true;
+      if (flag == "avx512_bf16" || flag == "amx_bf16" || flag == "bf16") return true;  // x86; aarch64's "bf16"
     return false;
   }
   return false;

@@ -33,7 +33,7 @@ EvalOptions eval_options(const Config& config);
 cluster::CommunicatorOptions communicator_options(const Config& config, int local_rank);
 
 // This rank's device ("cpu" or "cuda:N"), checked: CUDA present, one GPU per local rank unless the
-// MPI backend shares GPUs, bf16 autocast only on CUDA. Throws ConfigError or cluster::ClusterError.
+// MPI backend shares GPUs. Throws ConfigError or cluster::ClusterError.
 std::string rank_device(const Config& config, int local_rank);
 // Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), from /proc/cpuinfo: without
 // it, training.amp: bf16 on the CPU is emulated and slower than float32.

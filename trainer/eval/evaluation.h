@@ -57,6 +57,9 @@ class Evaluator {
   Evaluator(const EvalOptions& options, const std::vector<int64_t>& sample_shape, bool with_reference = true);
   ~Evaluator();
   int64_t sample_count() const { return count_; }
+  // The count another evaluator of the same run decided (rank 0's, for the ranks that share an
+  // evaluation: they must not each decide from files they may not see alike).
+  void use_sample_count(int64_t count) { count_ = count; }
   // Whether summarize() predicts classes (images with a classifier) when asked to.
   bool predicts_classes() const { return images_ && label_classifier_ != nullptr; }
   // samples in model space ([-1, 1] images or vectors); labels: the class each was generated for

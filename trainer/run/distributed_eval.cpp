@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "trainer/run/agreed_failure.h"
+
 namespace distgan {
 
 namespace {
@@ -34,9 +36,13 @@ std::optional<EvalResult> evaluate_across_ranks(Evaluator& evaluator, torch::nn:
   const int64_t count = evaluator.sample_count(), ranks = comm.size();
   const int64_t share = (count + ranks - 1) / ranks;
   const int64_t begin = std::min(count, comm.rank() * share), end = std::min(count, begin + share);
-  auto [samples, labels] = generate_for_eval(g, spec, count, seed, device, begin, end);
   const bool conditional = spec.num_classes > 0;
-  SampleSummary mine = evaluator.summarize(samples, conditional);
+  SampleSummary mine;
+  // A failure here on one rank (a feature module that throws, memory) stops every rank alike.
+  on_every_rank_agreed(comm, [&] {
+    const torch::Tensor samples = generate_for_eval(g, spec, count, seed, device, begin, end).first;
+    mine = evaluator.summarize(samples, conditional);
+  });
   // A rank with no samples (more ranks than samples) does not know the feature width: agree on it.
   const std::vector<double> widths =
       comm.allgather(std::vector<double>{mine.features.defined() ? double(mine.features.size(1)) : -1.0});

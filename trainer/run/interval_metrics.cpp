@@ -57,9 +57,10 @@ StepMetrics average_interval(const Interval& in, cluster::Communicator& comm, in
   const torch::Tensor mine = torch::tensor({in.loss_d, in.d_real, in.d_fake, double(in.d_applied), in.loss_g,
                                             double(in.g_applied), in.data_s / wall, in.comm_s / wall,
                                             double(in.d_steps), double(in.g_steps), in.norm_d, in.norm_g,
-                                            double(in.skipped), in.penalty, double(in.penalised), wall},
+                                            double(in.skipped), in.penalty, double(in.penalised), wall,
+                                            in.task_s / wall},
                                            torch::kFloat64);
-  const torch::Tensor ranks = comm.allgather(mine).to(torch::kCPU).contiguous();  // [size, 16]: the spread needs every row
+  const torch::Tensor ranks = comm.allgather(mine).to(torch::kCPU).contiguous();  // [size, 17]: the spread needs every row
   const torch::Tensor v = ranks.mean(0);
   const auto a = v.accessor<double, 1>();
   StepMetrics m;
@@ -83,12 +84,12 @@ StepMetrics average_interval(const Interval& in, cluster::Communicator& comm, in
   m.steps_per_s = a[9] / wall;
   const double per_step = wall / std::max(1.0, a[9]);
   m.eta_s = per_step * double(total_steps - step);
-  if (ranks.size(0) > 1) {  // busy: all but the wait for other ranks in collectives
+  if (ranks.size(0) > 1) {  // busy: all but the wait for other ranks in collectives and the periodic tasks
     std::vector<double> busy, data;
     const auto rows = ranks.accessor<double, 2>();
     for (int64_t r = 0; r < ranks.size(0); ++r) {
       const double steps = std::max(1.0, rows[r][9]), rank_wall = rows[r][15];
-      busy.push_back(rank_wall * (1 - rows[r][7]) / steps);
+      busy.push_back(rank_wall * std::max(0.0, 1 - rows[r][7] - rows[r][16]) / steps);
       data.push_back(rank_wall * rows[r][6] / steps);
     }
     m.has_ranks = true;

@@ -21,6 +21,7 @@ struct Interval {
   double penalty = 0;      // R1 or gradient penalty, summed over the applied D steps that had one
   int64_t penalised = 0;   // those steps
   double data_s = 0, comm_s = 0;
+  double task_s = 0;  // periodic tasks (checkpoints, grids, evaluations): rank 0's mostly, so not "busy"
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   // An applied update's values (a skipped one only counts in d_steps/g_steps and skipped).

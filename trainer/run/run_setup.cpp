@@ -165,6 +165,11 @@ void make_evaluator(RunState& r) {
   on_every_rank_agreed(*r.comm, [&] {
     if (!r.is_root()) make(false);
   });
+  // Rank 0's sample count for everyone: a 2-D reference another host cannot read would otherwise
+  // give that rank another count, and the evaluation's gathers different sizes.
+  torch::Tensor count = torch::tensor({r.evaluator->sample_count()}, torch::kInt64);
+  r.comm->broadcast(count, 0);
+  r.evaluator->use_sample_count(count.item<int64_t>());
 }
 
 void make_loader_and_step(RunState& r) {

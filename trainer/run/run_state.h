@@ -62,7 +62,7 @@ struct RunState {
   int64_t last_batch_epoch = 0;  // the epoch of the last batch read (for the log line)
   int resumed_world_size = 0;  // 0: a new run
   Interval interval;           // since the last log line
-  double flops_per_step = 0;   // counted on this process's first step (trainer/run/flop_counter.h)
+  double flops_per_step = 0;   // counted on this process's second step (trainer/run/flop_counter.h)
   SkipCount skips;
 
   torch::Tensor fixed_noise, fixed_labels;  // the samples of every grid (labels: conditional models)

@@ -1,6 +1,7 @@
 #include "trainer/run/training_loop.h"
 #include "trainer/outputs/console_log.h"
 
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 
@@ -49,17 +50,22 @@ TrainingOutcome run_training(const Config& config, const cluster::World& world, 
                              const FaultPlan& faults) {
   RunState state = set_up_run(config, world, resume, faults);
   const std::vector<PeriodicTask> tasks = periodic_tasks(state.config);
-  for (int64_t s = state.position.step + 1; s <= state.config.training.steps; ++s) {
+  const int64_t first_step = state.position.step + 1;
+  for (int64_t s = first_step; s <= state.config.training.steps; ++s) {
     state.comm->set_label("step " + std::to_string(s));
-    if (s == state.position.step + 1) {  // the arithmetic of one step, for the log's GFLOP/s
+    // The arithmetic of one step, for the log's GFLOP/s: this process's second step, one without
+    // lazy R1 (which runs on the first) unless every step has it.
+    if (s == first_step + 1) {
       FlopCounter counter;
       run_training_step(state, s);
       state.flops_per_step = counter.flops();
     } else {
       run_training_step(state, s);
     }
+    const auto tasks_start = std::chrono::steady_clock::now();
     for (const PeriodicTask& task : tasks)
       if (task.due(s)) task.run(state, s);
+    state.interval.task_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - tasks_start).count();
     if (state.preempted) return finish_preempted(state);
   }
   return finish_completed(state);

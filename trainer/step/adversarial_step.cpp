@@ -16,7 +16,8 @@ AdversarialStep::AdversarialStep(GanModels models, cluster::Communicator& comm, 
   opt_d_ = std::make_unique<torch::optim::Adam>(
       models_.discriminator->parameters(),
       torch::optim::AdamOptions(options.lr_d).betas({options.betas_d[0], options.betas_d[1]}));
-  amp_device_ = models_.generator->parameters().front().device().type();
+  const auto g_params = models_.generator->parameters();
+  if (!g_params.empty()) amp_device_ = g_params.front().device().type();
   sync_ = std::make_unique<ReplicaSync>(models_, comm, options.bucket_bytes, options.overlap,
                                        options.bf16_gradients ? torch::kBFloat16 : torch::kFloat32);
 }
