@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -26,6 +27,11 @@ std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& para
     filled += param_bytes[i];
   }
   return buckets;
+}
+
+int64_t effective_bucket_bytes(int64_t total_bytes, int64_t bucket_bytes) {
+  constexpr int64_t kFloor = int64_t{256} << 10;
+  return std::min(bucket_bytes, std::max(total_bytes / 8, kFloor));
 }
 
 // What the hooks share with the reducer; `reducer` is cleared when it goes, so a graph that outlives
@@ -71,7 +77,8 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Communicator
       throw ClusterError("gradient buckets: only float32 parameters are supported");
     bytes.push_back(params_[i].numel() * 4);
   }
-  buckets_ = assign_buckets(bytes, bucket_bytes);
+  buckets_ = assign_buckets(bytes, effective_bucket_bytes(std::accumulate(bytes.begin(), bytes.end(), int64_t{0}),
+                                                         bucket_bytes));
   bucket_of_.resize(params_.size());
   for (size_t b = 0; b < buckets_.size(); ++b) {
     int64_t total = 0;

@@ -3,7 +3,8 @@
 //
 // assign_buckets is pure: parameters are taken in order and a bucket is closed once it holds at
 // least `bucket_bytes` (so a parameter larger than the cap gets a bucket of its own, and no
-// parameter is ever split). The reducer takes the parameters in reverse order, the order in which
+// parameter is ever split). The reducer uses effective_bucket_bytes (several buckets even for a
+// small model) and takes the parameters in reverse order, the order in which
 // backward produces their gradients, keeps the buffers between steps and makes each gradient a view
 // into its bucket, so after the first step backward() accumulates straight into the buffers and
 // packing costs nothing.
@@ -37,6 +38,11 @@ constexpr int64_t kDefaultBucketBytes = int64_t{4} << 20;
 
 // Indices of the parameters in each bucket, given each parameter's size in bytes.
 std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& param_bytes, int64_t bucket_bytes);
+
+// The bucket size a model of `total_bytes` of gradients gets under the cap `bucket_bytes`: at most
+// an eighth of the model (but not under 256 KiB), so that a small model still has several buckets
+// and its all-reduces can start during backward; large models get the cap.
+int64_t effective_bucket_bytes(int64_t total_bytes, int64_t bucket_bytes);
 
 // What one averaged update reads back to the host: a single small read per update.
 struct AveragedGradients {

@@ -21,6 +21,14 @@ TEST(Buckets, ParametersFillBucketsInOrderUpToTheCap) {
   EXPECT_TRUE(cluster::assign_buckets({}, 100).empty());
 }
 
+TEST(Buckets, SmallModelsGetSeveralBucketsLargeOnesTheCap) {
+  constexpr int64_t kKiB = 1024, kMiB = 1024 * 1024, cap = 4 * kMiB;
+  EXPECT_EQ(cluster::effective_bucket_bytes(64 * kMiB, cap), cap);            // large: the cap
+  EXPECT_EQ(cluster::effective_bucket_bytes(8 * kMiB, cap), 1 * kMiB);        // an eighth
+  EXPECT_EQ(cluster::effective_bucket_bytes(400 * kKiB, cap), 256 * kKiB);    // not under 256 KiB
+  EXPECT_EQ(cluster::effective_bucket_bytes(8 * kMiB, 300), 300);            // a smaller cap wins
+}
+
 TEST(Buckets, EveryParameterIsInExactlyOneBucket) {
   std::vector<int64_t> sizes;
   for (int i = 0; i < 50; ++i) sizes.push_back((i * 37) % 300 + 1);

@@ -267,7 +267,8 @@ std::vector<ConfigKey> build_schema() {
                 "layout of conv weights and image activations; auto: channels_last for resnet (1.33x faster "
                 "on CPU), contiguous for dcgan (no difference measured)")),
       may_change_on_resume(float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
-                  "gradient bucket size for the all-reduce, in MiB")),
+                  "gradient bucket size for the all-reduce, in MiB (at most: a model gets buckets of an "
+                  "eighth of its gradients when that is smaller, but not under 0.25 MiB)")),
       may_change_on_resume(bool_key("cluster", &C::cluster, "overlap", &U::overlap,
                 "start each gradient bucket's all-reduce during backward, as soon as its gradients are in "
                 "(false: all after backward; the same numbers either way)")),
