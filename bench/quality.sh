@@ -34,6 +34,14 @@ train() {  # CONFIG RUN_DIR [--set ...]
     > "$run.log" 2>&1 \
     || { echo "quality.sh: training failed, see $run.log" >&2; exit 1; }
 }
+# Fashion-MNIST (train and test) and its feature classifier, made once: sets $classifier.
+fashion_classifier() {
+  prep datasets/fashion-mnist.h5 fashion-mnist
+  prep datasets/fashion-mnist-test.h5 fashion-mnist --split test
+  classifier=datasets/fashion-mnist-classifier.h5
+  [ -f "$classifier" ] || "$distgan" eval train-classifier --train datasets/fashion-mnist.h5 \
+    --test datasets/fashion-mnist-test.h5 -o "$classifier"
+}
 metric() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics'][sys.argv[2]])" "$@"; }
 
 summary=()
@@ -54,11 +62,7 @@ if [ "$only" = all ] || [ "$only" = mixtures ]; then
   done
 fi
 if [ "$only" = all ] || [ "$only" = fashion ]; then
-  prep datasets/fashion-mnist.h5 fashion-mnist
-  prep datasets/fashion-mnist-test.h5 fashion-mnist --split test
-  classifier=datasets/fashion-mnist-classifier.h5
-  [ -f "$classifier" ] || "$distgan" eval train-classifier --train datasets/fashion-mnist.h5 \
-    --test datasets/fashion-mnist-test.h5 -o "$classifier"
+  fashion_classifier
   "$distgan" eval --samples-file datasets/fashion-mnist-test.h5 --real datasets/fashion-mnist.h5 \
     --classifier "$classifier" --json "$out/floor.json"
   train configs/fashion-mnist.yaml "$out/fashion"
@@ -71,11 +75,7 @@ if [ "$only" = all ] || [ "$only" = fashion ]; then
   done
 fi
 if [ "$only" = all ] || [ "$only" = resnet ]; then
-  prep datasets/fashion-mnist.h5 fashion-mnist
-  prep datasets/fashion-mnist-test.h5 fashion-mnist --split test
-  classifier=datasets/fashion-mnist-classifier.h5
-  [ -f "$classifier" ] || "$distgan" eval train-classifier --train datasets/fashion-mnist.h5 \
-    --test datasets/fashion-mnist-test.h5 -o "$classifier"
+  fashion_classifier
   for seed in $seeds; do
     run=$out/resnet-s$seed
     start=$(date +%s)

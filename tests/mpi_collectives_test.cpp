@@ -5,7 +5,7 @@
 
 #include "cluster/gradient_buckets.h"
 #include "cluster/mpi_communicator.h"
-#include "tests/tiny_models.h"
+#include "tests/test_models.h"
 #include "trainer/step/adversarial_step.h"
 #include "trainer/run/interval_metrics.h"
 

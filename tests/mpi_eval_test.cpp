@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
+#include <functional>
+#include <numeric>
+
 #include "cluster/mpi_communicator.h"
 #include "data/dataset_writer.h"
 #include "data/importers.h"
 #include "tests/test_util.h"
-#include "tests/tiny_models.h"
+#include "tests/test_models.h"
 #include "trainer/run/agreed_failure.h"
 #include "trainer/run/distributed_eval.h"
 
@@ -15,6 +18,28 @@ namespace distgan {
 namespace {
 
 using testing::TempDir;
+
+// Images of `shape` as /images, byte i = pixel(i), overwriting `path`.
+void write_images(const std::string& path, std::vector<int64_t> shape, uint8_t (*pixel)(size_t)) {
+  data::DatasetContents images;
+  images.name = "/images";
+  images.shape = std::move(shape);
+  images.u8.resize(static_cast<size_t>(std::accumulate(images.shape.begin(), images.shape.end(), int64_t{1},
+                                                       std::multiplies<int64_t>())));
+  for (size_t i = 0; i < images.u8.size(); ++i) images.u8[i] = pixel(i);
+  data::WriteOptions w;
+  w.overwrite = true;
+  data::write_dataset_file(path, images, w);
+}
+
+// A TorchScript feature module with a fixed random projection `w` (`inputs` x 8) and `forward`.
+void write_features(const std::string& path, int64_t inputs, const std::string& forward) {
+  torch::jit::Module features("Features");
+  torch::manual_seed(1);
+  features.register_parameter("w", torch::randn({inputs, 8}) / 55.0, false);
+  features.define("def forward(self, x):\n    return " + forward + "\n");
+  features.save(path);
+}
 
 // Every metric of `split` (rank 0's result of the distributed evaluation) equals `whole`'s.
 void expect_same_metrics(const EvalResult& split, const EvalResult& whole) {
@@ -65,19 +90,9 @@ TEST(DistributedEval, TwoRanksGiveTheMixtureNumbersOfOne) {
 TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
   cluster::MpiCommunicator world;
   TempDir dir;
-  data::DatasetContents images;
-  images.name = "/images";
-  images.shape = {400, 3, 32, 32};
-  images.u8.resize(400 * 3 * 32 * 32);
-  for (size_t i = 0; i < images.u8.size(); ++i) images.u8[i] = static_cast<uint8_t>((i * 37 + i / 3072 * 11) % 256);
-  data::WriteOptions w;
-  w.overwrite = true;
-  data::write_dataset_file(dir.path("images.h5"), images, w);
-  torch::jit::Module features("Features");
-  torch::manual_seed(1);
-  features.register_parameter("w", torch::randn({3072, 8}) / 55.0, false);
-  features.define("def forward(self, x):\n    return torch.flatten(x, 1).mm(self.w)\n");
-  features.save(dir.path("features.pt"));
+  write_images(dir.path("images.h5"), {400, 3, 32, 32},
+               [](size_t i) { return static_cast<uint8_t>((i * 37 + i / 3072 * 11) % 256); });
+  write_features(dir.path("features.pt"), 3072, "torch.flatten(x, 1).mm(self.w)");
   EvalOptions o;
   o.real.path = dir.path("images.h5");
   o.features = dir.path("features.pt");
@@ -96,25 +111,14 @@ TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
 TEST(DistributedEval, AFeatureModuleFailingOnOneRankStopsEveryRank) {
   cluster::MpiCommunicator world;
   TempDir dir;
-  data::DatasetContents images;
-  images.name = "/images";
-  images.shape = {50, 1, 28, 28};
-  images.u8.assign(50 * 784, 7);
-  data::write_dataset_file(dir.path("images.h5"), images, {});
-  torch::jit::Module features("Features");
-  features.define(world.rank() == 1 ? "def forward(self, x):\n    return x\n"
-                                    : "def forward(self, x):\n    return torch.flatten(x, 1)\n");
-  features.save(dir.path("features.pt"));
+  write_images(dir.path("images.h5"), {50, 1, 28, 28}, [](size_t) { return uint8_t{7}; });
+  write_features(dir.path("features.pt"), 784, world.rank() == 1 ? "x" : "torch.flatten(x, 1).mm(self.w)");
   EvalOptions o;
   o.real.path = dir.path("images.h5");
   o.features = dir.path("features.pt");
   o.samples = 20;
   o.reference = 50;
-  ModelSpec spec;
-  spec.name = "dcgan";
-  spec.sample_shape = {1, 28, 28};
-  spec.z_dim = 4;
-  spec.ch = 2;
+  const ModelSpec spec = testing::small_dcgan();
   torch::manual_seed(5);
   GanModels models = build_models(spec);
   Evaluator mine(o, spec.sample_shape, world.rank() == 0);

@@ -8,7 +8,7 @@
 #include "cluster/mpi_check.h"
 #include "cluster/mpi_communicator.h"
 #include "tests/test_util.h"
-#include "tests/tiny_models.h"
+#include "tests/test_models.h"
 #include "trainer/step/adversarial_step.h"
 
 namespace distgan {
