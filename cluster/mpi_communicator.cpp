@@ -44,24 +44,6 @@ MPI_Op bf16_sum_op() {
 // sharing one GPU, where NCCL refuses to run; use nccl for speed).
 torch::Tensor host_side(const torch::Tensor& t) { return t.device().is_cpu() ? t : t.cpu(); }
 
-// Waits for `request` under the collective deadline (cluster/collective.h); with the watchdog off,
-// a plain blocking MPI_Wait (only to measure what the watchdog costs: a dead peer then hangs).
-void wait_for_request(MPI_Request& request, const std::string& what, const CollectiveContext& context) {
-  if (!context.watchdog) {
-    const int rc = MPI_Wait(&request, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Wait(" + what + ")").c_str(), __FILE__, __LINE__);
-    return;
-  }
-  poll_until_done(
-      [&] {
-        int done = 0;
-        const int rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Test(" + what + ")").c_str(), __FILE__, __LINE__);
-        return done != 0;
-      },
-      what, context);
-}
-
 class MpiWork : public Work {
  public:
   // `tensor` is what MPI works on; `target`, when defined, is the device tensor it is copied back to.
@@ -96,7 +78,7 @@ class MpiWork : public Work {
   void wait() override {
     if (done_) return;
     done_ = true;  // never waited on twice, also after a timeout
-    wait_for_request(request_, describe_collective("allreduce", tensor_), context_);
+    wait_for_mpi_request(request_, describe_collective("allreduce", tensor_), context_);
     finish();
   }
 
@@ -150,14 +132,14 @@ void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   torch::Tensor host = host_side(tensor);
   MPI_Request request;
   MPI_CHECK(MPI_Ibcast(host.data_ptr(), static_cast<int>(host.numel()), type, root, comm_, &request));
-  wait_for_request(request, describe_collective("broadcast", host) + " from rank " + std::to_string(root), context_);
+  wait_for_mpi_request(request, describe_collective("broadcast", host) + " from rank " + std::to_string(root), context_);
   if (!host.is_same(tensor)) tensor.copy_(host);
 }
 
 void MpiCommunicator::barrier() {
   MPI_Request request;
   MPI_CHECK(MPI_Ibarrier(comm_, &request));
-  wait_for_request(request, "barrier", context_);
+  wait_for_mpi_request(request, "barrier", context_);
 }
 
 torch::Tensor MpiCommunicator::allgather(const torch::Tensor& tensor) {
@@ -169,7 +151,7 @@ torch::Tensor MpiCommunicator::allgather(const torch::Tensor& tensor) {
   MPI_Request request;
   MPI_CHECK(MPI_Iallgather(host.data_ptr(), static_cast<int>(host.numel()), type, all.data_ptr(),
                            static_cast<int>(host.numel()), type, comm_, &request));
-  wait_for_request(request, describe_collective("allgather", host), context_);
+  wait_for_mpi_request(request, describe_collective("allgather", host), context_);
   return all.to(tensor.device());
 }
 

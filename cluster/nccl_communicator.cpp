@@ -7,10 +7,6 @@
 #include "cluster/collective.h"
 #include "cluster/mpi_check.h"
 
-#if NCCL_VERSION_CODE < NCCL_VERSION(2, 10, 0)
-#error "distgan needs NCCL 2.10 or newer (ncclAvg, ncclBfloat16)"
-#endif
-
 namespace distgan::cluster {
 
 namespace {
@@ -19,27 +15,15 @@ void cuda_check(cudaError_t rc, const std::string& what) {
   if (rc != cudaSuccess) throw ClusterError("nccl backend: " + what + ": " + cudaGetErrorString(rc));
 }
 
-void nccl_check(ncclResult_t rc, const std::string& what) {
-  if (rc != ncclSuccess) throw ClusterError("nccl backend: " + what + ": " + ncclGetErrorString(rc));
-}
-
-ncclDataType_t nccl_type(const torch::Tensor& t, const CollectiveContext& context, const char* op) {
-  return backend_dtype<ncclDataType_t>(t, context, op,
-                                       {{torch::kFloat32, ncclFloat32},
-                                        {torch::kFloat64, ncclFloat64},
-                                        {torch::kFloat16, ncclFloat16},
-                                        {torch::kBFloat16, ncclBfloat16},
-                                        {torch::kInt64, ncclInt64},
-                                        {torch::kInt32, ncclInt32},
-                                        {torch::kUInt8, ncclUint8}});
-}
-
-// A collective queued on the NCCL stream: `done` is recorded after it. For a CPU tensor staged
-// through the device, the result is copied back once the collective has completed.
+// A collective queued on the NCCL stream: `done` is recorded after it. It keeps the collective's
+// tensors until it has completed; for a CPU tensor staged through the device, the result is copied
+// back then.
 class NcclWork : public Work {
  public:
-  NcclWork(NcclCommunicator& comm, cudaEvent_t done, std::string what, torch::Tensor host, torch::Tensor staged)
-      : comm_(comm), done_(done), what_(std::move(what)), host_(std::move(host)), staged_(std::move(staged)) {}
+  NcclWork(NcclCommunicator& comm, cudaEvent_t done, std::string what, std::vector<torch::Tensor> tensors,
+           torch::Tensor host, torch::Tensor staged)
+      : comm_(comm), done_(done), what_(std::move(what)), tensors_(std::move(tensors)), host_(std::move(host)),
+        staged_(std::move(staged)) {}
   ~NcclWork() override {
     if (!finished_ && std::uncaught_exceptions() == 0) {
       try {
@@ -53,20 +37,17 @@ class NcclWork : public Work {
   void wait() override {
     if (finished_) return;
     finished_ = true;
-    // The compute stream (legacy default stream) continues only after the collective.
-    cuda_check(cudaStreamWaitEvent(nullptr, done_, 0), what_ + ": ordering the compute stream");
-    if (host_.defined()) {
-      comm_.wait_for(done_, what_);
-      host_.copy_(staged_.cpu());
-    } else {
-      comm_.wait_for(done_, what_);
-    }
+    // Work queued on the caller's stream from now on runs after the collective.
+    cuda_check(cudaStreamWaitEvent(comm_.compute_stream(), done_, 0), what_ + ": ordering the compute stream");
+    comm_.wait_for(done_, what_);
+    if (host_.defined()) host_.copy_(staged_.cpu());
   }
 
  private:
   NcclCommunicator& comm_;
   cudaEvent_t done_;
   std::string what_;
+  std::vector<torch::Tensor> tensors_;
   torch::Tensor host_, staged_;
   bool finished_ = false;
 };
@@ -78,26 +59,49 @@ NcclCommunicator::NcclCommunicator(MPI_Comm base, int device, double timeout_s, 
   MPI_CHECK(MPI_Comm_rank(mpi_, &rank_));
   MPI_CHECK(MPI_Comm_size(mpi_, &size_));
   context_ = {"nccl", rank_, "", timeout_s, watchdog};
+  check_loaded_nccl();
   cuda_check(cudaSetDevice(device_), "cudaSetDevice(" + std::to_string(device_) + ")");
-  ncclUniqueId id;
-  std::memset(&id, 0, sizeof(id));
-  if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
-  MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_));
-  nccl_check(ncclCommInitRank(&comm_, size_, id, rank_),
-             "ncclCommInitRank (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ", cuda:" +
-                 std::to_string(device_) + ")");
+  const ncclUniqueId id = broadcast_unique_id();
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = watchdog ? 0 : 1;  // non-blocking: every call returns, and is polled under the deadline
+  const std::string what = "ncclCommInitRank (rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
+                           ", cuda:" + std::to_string(device_) + ")";
+  complete_call(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config), what);
   cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   cuda_check(cudaEventCreateWithFlags(&compute_ready_, cudaEventDisableTiming), "cudaEventCreate");
 }
 
+ncclUniqueId NcclCommunicator::broadcast_unique_id() {
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  if (rank_ == 0) {
+    const ncclResult_t rc = ncclGetUniqueId(&id);
+    if (rc != ncclSuccess)
+      throw ClusterError(nccl_failure_message(context_, "ncclGetUniqueId", std::string("failed: ") +
+                                                  ncclGetErrorString(rc), ncclGetLastError(nullptr)));
+  }
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, mpi_, &request));
+  wait_for_mpi_request(request, "the broadcast of NCCL's unique id from rank 0", context_);
+  return id;
+}
+
+// On success every queued collective is flushed (ncclCommFinalize, polled under the deadline) before
+// the communicator is destroyed; a peer that is gone makes the finalize time out, and the
+// communicator is aborted instead of blocking in ncclCommDestroy.
 NcclCommunicator::~NcclCommunicator() {
   if (comm_ != nullptr) {
     if (aborted_ || std::uncaught_exceptions() > 0) {
       ncclCommAbort(comm_);  // a broken job: never block at exit
     } else {
-      cudaStreamSynchronize(stream_);
-      ncclCommDestroy(comm_);
+      try {
+        complete_call(ncclCommFinalize(comm_), "ncclCommFinalize");
+        ncclCommDestroy(comm_);
+      } catch (const std::exception&) {
+        abort();  // (fail() has aborted already; abort() runs once)
+      }
     }
+    comm_ = nullptr;
   }
   if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -109,20 +113,27 @@ NcclCommunicator::~NcclCommunicator() {
 void NcclCommunicator::abort() {
   if (aborted_) return;
   aborted_ = true;
-  ncclCommAbort(comm_);
+  if (comm_ != nullptr) ncclCommAbort(comm_);
   comm_ = nullptr;
 }
 
 void NcclCommunicator::fail(const std::string& what, const std::string& why) {
+  const std::string last = comm_ != nullptr ? ncclGetLastError(comm_) : "";
   abort();
-  throw ClusterError("nccl backend: rank " + std::to_string(rank_) +
-                     (context_.label.empty() ? "" : ", " + context_.label) + ": " + what + " " + why);
+  throw ClusterError(nccl_failure_message(context_, what, why, last));
 }
 
-void NcclCommunicator::order_after_compute() {
-  if (aborted_) throw ClusterError("nccl backend: the communicator was aborted after an earlier failure");
-  cuda_check(cudaEventRecord(compute_ready_, nullptr), "cudaEventRecord");
-  cuda_check(cudaStreamWaitEvent(stream_, compute_ready_, 0), "cudaStreamWaitEvent");
+void NcclCommunicator::complete_call(ncclResult_t rc, const std::string& what) {
+  if (rc != ncclSuccess && rc != ncclInProgress) fail(what, std::string("failed: ") + ncclGetErrorString(rc));
+  if (rc == ncclSuccess && !context_.watchdog) return;
+  wait_until_not_in_progress(
+      [&] {
+        ncclResult_t state = ncclSuccess;
+        const ncclResult_t query = ncclCommGetAsyncError(comm_, &state);
+        return query != ncclSuccess ? query : state;
+      },
+      what, context_, [&](ncclResult_t result) { fail(what, std::string("failed: ") + ncclGetErrorString(result)); },
+      [&] { abort(); });
 }
 
 torch::Tensor NcclCommunicator::on_device(const torch::Tensor& tensor) const {
@@ -130,11 +141,20 @@ torch::Tensor NcclCommunicator::on_device(const torch::Tensor& tensor) const {
   return tensor.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
 }
 
-cudaEvent_t NcclCommunicator::record_done() {
+std::unique_ptr<Work> NcclCommunicator::enqueue(const std::string& what, const std::function<ncclResult_t()>& call,
+                                                const std::vector<torch::Tensor>& tensors, torch::Tensor host,
+                                                torch::Tensor staged) {
+  if (aborted_) throw ClusterError("nccl backend: " + what + ": the communicator was aborted after an earlier failure");
+  cuda_check(cudaEventRecord(compute_ready_, compute_stream()), what + ": cudaEventRecord");
+  cuda_check(cudaStreamWaitEvent(stream_, compute_ready_, 0), what + ": cudaStreamWaitEvent");
+  complete_call(call(), what);
+  for (const torch::Tensor& t : tensors) record_on_stream(t, stream_, device_);
   cudaEvent_t done = nullptr;
   cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
-  cuda_check(cudaEventRecord(done, stream_), "cudaEventRecord");
-  return done;
+  const cudaError_t recorded = cudaEventRecord(done, stream_);
+  if (recorded != cudaSuccess) cudaEventDestroy(done);
+  cuda_check(recorded, what + ": cudaEventRecord");
+  return std::make_unique<NcclWork>(*this, done, what, tensors, std::move(host), std::move(staged));
 }
 
 void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
@@ -146,37 +166,42 @@ void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
         if (state != cudaErrorNotReady) fail(what, std::string("failed on the device: ") + cudaGetErrorString(state));
         ncclResult_t async = ncclSuccess;
         ncclCommGetAsyncError(comm_, &async);
-        if (async != ncclSuccess) fail(what, std::string("failed: ") + ncclGetErrorString(async));
+        if (async != ncclSuccess && async != ncclInProgress) fail(what, std::string("failed: ") + ncclGetErrorString(async));
         return false;
       },
       what, context_, [&] { abort(); });
 }
 
 std::unique_ptr<Work> NcclCommunicator::allreduce(torch::Tensor& tensor, const AllreduceOptions& options) {
-  const ncclDataType_t type = nccl_type(tensor, context_, "allreduce");
+  const ncclDataType_t type = checked_nccl_type(tensor, device_, context_, "allreduce");
   if (options.op == ReduceOp::kAverage && !tensor.is_floating_point())
     throw ClusterError("nccl backend: an average of integer values would be truncated; use a float tensor");
-  const std::string what = describe_collective("allreduce", tensor);
+  const std::string what = numbered_collective("allreduce", ++sequence_, tensor);
   torch::Tensor host = tensor.device().is_cpu() ? tensor : torch::Tensor();  // control values: staged
   torch::Tensor data = on_device(tensor);
   const ncclRedOp_t op = options.op == ReduceOp::kMax ? ncclMax : options.op == ReduceOp::kAverage ? ncclAvg : ncclSum;
-  order_after_compute();
-  nccl_check(ncclAllReduce(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()),
-                           type, op, comm_, stream_),
-             what);
-  return std::make_unique<NcclWork>(*this, record_done(), what, host, data);
+  return enqueue(
+      what,
+      [&] {
+        return ncclAllReduce(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()), type, op, comm_,
+                             stream_);
+      },
+      {data}, host, data);
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {
-  const ncclDataType_t type = nccl_type(tensor, context_, "broadcast");
-  const std::string what = describe_collective("broadcast", tensor);
+  const ncclDataType_t type = checked_nccl_type(tensor, device_, context_, "broadcast");
+  const std::string what = numbered_collective("broadcast", ++sequence_, tensor) + " from rank " + std::to_string(root);
   torch::Tensor host = tensor.device().is_cpu() ? tensor : torch::Tensor();
   torch::Tensor data = on_device(tensor);
-  order_after_compute();
-  nccl_check(ncclBroadcast(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()),
-                           type, root, comm_, stream_),
-             what);
-  NcclWork(*this, record_done(), what, host, data).wait();
+  enqueue(
+      what,
+      [&] {
+        return ncclBroadcast(data.data_ptr(), data.data_ptr(), static_cast<size_t>(data.numel()), type, root, comm_,
+                             stream_);
+      },
+      {data}, host, data)
+      ->wait();
 }
 
 void NcclCommunicator::barrier() {
@@ -187,17 +212,20 @@ void NcclCommunicator::barrier() {
 // On the device, under the deadline like every other collective (the replica check and the
 // straggler report use it; a blocking MPI call here would hang on a dead peer).
 torch::Tensor NcclCommunicator::allgather(const torch::Tensor& tensor) {
-  const ncclDataType_t type = nccl_type(tensor, context_, "allgather");
-  const std::string what = describe_collective("allgather", tensor);
+  const ncclDataType_t type = checked_nccl_type(tensor, device_, context_, "allgather");
+  const std::string what = numbered_collective("allgather", ++sequence_, tensor);
   const torch::Tensor data = on_device(tensor);
   std::vector<int64_t> shape{size_};
   shape.insert(shape.end(), data.sizes().begin(), data.sizes().end());
   torch::Tensor all = torch::empty(shape, data.options());
-  order_after_compute();
-  nccl_check(ncclAllGather(data.data_ptr(), all.data_ptr(), static_cast<size_t>(data.numel()), type, comm_, stream_),
-             what);
   torch::Tensor result = tensor.device().is_cpu() ? torch::empty(shape, tensor.options()) : torch::Tensor();
-  NcclWork(*this, record_done(), what, result, all).wait();
+  enqueue(
+      what,
+      [&] {
+        return ncclAllGather(data.data_ptr(), all.data_ptr(), static_cast<size_t>(data.numel()), type, comm_, stream_);
+      },
+      {data, all}, result, all)
+      ->wait();
   return result.defined() ? result : all;
 }
 

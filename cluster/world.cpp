@@ -80,13 +80,20 @@ std::string select_device(const std::string& kind, int local_rank, bool share_gp
     throw ClusterError("cluster.device: cuda was asked for, but no GPU is visible to this rank (CUDA_VISIBLE_DEVICES=" +
                        std::string(visible ? visible : "unset") + "); use cluster.device: cpu");
   }
-  const auto gpus = static_cast<int>(torch::cuda::device_count());
-  if (share_gpus) return "cuda:" + std::to_string(local_rank % gpus);
-  if (local_rank >= gpus)
+  return "cuda:" + std::to_string(gpu_index_for_rank(local_rank, static_cast<int>(torch::cuda::device_count()),
+                                                      share_gpus));
+}
+
+int gpu_index_for_rank(int local_rank, int visible_gpus, bool share_gpus) {
+  if (visible_gpus < 1) throw ClusterError("cluster.device: cuda was asked for, but no GPU is visible to this rank");
+  if (share_gpus) return local_rank % visible_gpus;
+  if (visible_gpus == 1) return 0;
+  if (local_rank >= visible_gpus)
     throw ClusterError("cluster.device: local rank " + std::to_string(local_rank) + " needs cuda:" +
-                       std::to_string(local_rank) + " but this node has " + std::to_string(gpus) +
-                       " GPU(s); start one rank per GPU (or use cluster.backend: mpi to share GPUs)");
-  return "cuda:" + std::to_string(local_rank);
+                       std::to_string(local_rank) + " but this rank sees " + std::to_string(visible_gpus) +
+                       " GPU(s); start one rank per GPU (or give each rank one GPU: Slurm --gpus-per-task=1, "
+                       "or cluster.backend: mpi to share GPUs)");
+  return local_rank;
 }
 
 World::World(int* argc, char*** argv) {

@@ -64,9 +64,16 @@ void make_current_device(const std::string& device);
 // Whether this LibTorch build has CUDA (Debian's has not). A GPU may still be absent.
 bool libtorch_has_cuda();
 
-// The device for this rank: "cpu", or "cuda:<local rank>" for "cuda". Throws ClusterError when
-// CUDA is asked for and this LibTorch has none, or the node has fewer GPUs than local ranks, unless
-// `share_gpus` (the MPI backend, for tests): then local rank r uses cuda:<r mod GPUs>.
+// Which of the `visible_gpus` GPUs this rank sees local rank `local_rank` uses:
+//   - one visible GPU: cuda:0, whatever the local rank. Each task then sees only its own GPU (Slurm
+//     --gpus-per-task or --gpu-bind, a cgroup, CUDA_VISIBLE_DEVICES set per rank by a wrapper);
+//   - several: cuda:<local rank>, each rank seeing all the node's GPUs (mpirun, srun's default);
+//   - `share_gpus` (the MPI backend, for tests): cuda:<local rank mod GPUs>.
+// Throws ClusterError when several are visible but fewer than the local ranks need.
+int gpu_index_for_rank(int local_rank, int visible_gpus, bool share_gpus);
+
+// The device for this rank: "cpu", or "cuda:<gpu_index_for_rank>" for "cuda". Throws ClusterError
+// when CUDA is asked for and this LibTorch has none or no GPU is visible, or as gpu_index_for_rank.
 std::string select_device(const std::string& kind, int local_rank, bool share_gpus = false);
 
 }  // namespace distgan::cluster

@@ -10,7 +10,21 @@ macro(distgan_require pkg debian)
   endif()
 endmacro()
 
-distgan_require(Torch libtorch-dev)
+# A CUDA LibTorch's CMake (Caffe2's cuda.cmake) needs nvcc: it takes CUDACXX, or nvcc on PATH. Many
+# machines have the toolkit in CUDA_HOME or /usr/local/cuda without its bin/ on PATH: point at it.
+find_program(DISTGAN_NVCC nvcc HINTS ENV CUDA_HOME ENV CUDA_PATH /usr/local/cuda PATH_SUFFIXES bin)
+if(NOT DEFINED ENV{CUDACXX} AND NOT CMAKE_CUDA_COMPILER AND DISTGAN_NVCC)
+  set(ENV{CUDACXX} ${DISTGAN_NVCC})
+endif()
+find_package(Torch QUIET)
+if(NOT Torch_FOUND)
+  if(Torch_DIR AND NOT DISTGAN_NVCC AND NOT DEFINED ENV{CUDACXX} AND EXISTS "${Torch_DIR}/../Caffe2/public/cuda.cmake")
+    message(FATAL_ERROR "distgan: the LibTorch in ${Torch_DIR} is a CUDA build, and its CMake needs nvcc, "
+                        "which was not found: set CUDACXX=/path/to/nvcc (or CUDA_HOME to the CUDA toolkit), or "
+                        "put the toolkit's bin/ on PATH.")
+  endif()
+  distgan_require(Torch libtorch-dev)
+endif()
 distgan_require(MPI libopenmpi-dev COMPONENTS CXX)
 # HDF5 from a private prefix (bench/gpu-check.sh on a machine without Debian's -dev packages): the
 # header directory and library given directly, since FindHDF5 would ask the h5cc wrapper.
@@ -59,11 +73,21 @@ add_library(distgan_torch INTERFACE)
 target_link_libraries(distgan_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(distgan_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 
-# NCCL: compiled in when the CUDA toolkit's nccl.h and libnccl are found.
+# NCCL: compiled in when the CUDA toolkit's nccl.h and libnccl are found. A CUDA LibTorch brings its
+# own NCCL (pip's nvidia-nccl beside torch, or in its lib/): that copy is looked for first, so one NCCL
+# is loaded in the process (two copies under one soname would be two separate NCCLs). pip's NCCL has
+# only libnccl.so.2, hence that name too.
 set(DISTGAN_HAVE_NCCL OFF)
+set(DISTGAN_TORCH_CUDA OFF)
+if(C10_CUDA_LIBRARY)
+  set(DISTGAN_TORCH_CUDA ON)  # a CUDA LibTorch: c10_cuda (current stream, caching allocator) is linked
+endif()
 if(NOT DISTGAN_WITH_NCCL STREQUAL "OFF")
-  find_path(NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_HOME} $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
-  find_library(NCCL_LIBRARY nccl HINTS $ENV{NCCL_HOME} $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES lib64 lib)
+  get_filename_component(distgan_torch_prefix "${TORCH_INSTALL_PREFIX}" ABSOLUTE)
+  set(distgan_nccl_hints $ENV{NCCL_HOME} ${distgan_torch_prefix}/../nvidia/nccl ${distgan_torch_prefix})
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${distgan_nccl_hints} $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${distgan_nccl_hints} $ENV{CUDA_HOME} /usr/local/cuda
+               PATH_SUFFIXES lib64 lib)
   find_path(CUDART_INCLUDE_DIR cuda_runtime_api.h HINTS $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
   find_library(CUDART_LIBRARY cudart HINTS $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES lib64 lib)
   if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY AND CUDART_INCLUDE_DIR AND CUDART_LIBRARY)
@@ -72,8 +96,12 @@ if(NOT DISTGAN_WITH_NCCL STREQUAL "OFF")
     target_include_directories(distgan_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR} ${CUDART_INCLUDE_DIR})
     target_link_libraries(distgan_nccl INTERFACE ${NCCL_LIBRARY} ${CUDART_LIBRARY})
     target_compile_definitions(distgan_nccl INTERFACE DISTGAN_HAVE_NCCL=1)
+    if(DISTGAN_TORCH_CUDA)
+      target_compile_definitions(distgan_nccl INTERFACE DISTGAN_TORCH_CUDA=1)
+    endif()
+    message(STATUS "distgan: NCCL ${NCCL_LIBRARY} (headers ${NCCL_INCLUDE_DIR})")
   elseif(DISTGAN_WITH_NCCL STREQUAL "ON")
     message(FATAL_ERROR "distgan: DISTGAN_WITH_NCCL=ON but nccl.h/libnccl or the CUDA runtime were not "
-                        "found (looked in $NCCL_HOME, $CUDA_HOME and /usr/local/cuda).")
+                        "found (looked in $NCCL_HOME, beside LibTorch, $CUDA_HOME and /usr/local/cuda).")
   endif()
 endif()

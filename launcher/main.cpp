@@ -4,7 +4,7 @@
 #include <string>
 
 #ifdef DISTGAN_HAVE_NCCL
-#include <nccl.h>
+#include "cluster/nccl_support.h"
 #endif
 #include <torch/version.h>
 
@@ -22,12 +22,16 @@ std::string rank_prefix() {
   return "";
 }
 
-// "distgan 0.1.0 (LibTorch 1.13.0 without CUDA, NCCL 2.28.9 compiled in)": what this build can do.
+// "distgan 0.1.0 (LibTorch 1.13.0 without CUDA, NCCL 2.28.9 compiled in, 2.28.9 loaded)": what this
+// build can do, and which NCCL the dynamic loader found (a problem with it is named here too).
 std::string version_text() {
   std::string nccl = "no NCCL";
 #ifdef DISTGAN_HAVE_NCCL
-  nccl = "NCCL " + std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH) +
-         " compiled in";
+  using namespace distgan::cluster;
+  const int loaded = loaded_nccl_version();
+  const std::string problem = nccl_version_problem(loaded, NCCL_VERSION_CODE);
+  nccl = "NCCL " + nccl_version_text(NCCL_VERSION_CODE) + " compiled in, " + nccl_version_text(loaded) + " loaded" +
+         (problem.empty() ? "" : ": " + problem);
 #endif
   return std::string("distgan ") + distgan::distgan_version() + " (LibTorch " + TORCH_VERSION +
          (distgan::cluster::libtorch_has_cuda() ? " with CUDA" : " without CUDA") + ", " + nccl + ")";

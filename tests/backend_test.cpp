@@ -62,13 +62,30 @@ TEST(DeviceChoice, Bf16AutocastRunsOnTheCpuToo) {
   EXPECT_EQ(o.timeout_s, 600.0);
 }
 
-TEST(DeviceChoice, AGpuPerLocalRankUnlessTheMpiBackendSharesThem) {
+TEST(DeviceChoice, AGpuPerLocalRankOrTheOneGpuATaskSees) {
+  EXPECT_EQ(cluster::gpu_index_for_rank(0, 4, false), 0);
+  EXPECT_EQ(cluster::gpu_index_for_rank(3, 4, false), 3);
+  // Slurm --gpus-per-task=1 / --gpu-bind: local rank 3 sees one GPU, its own, as cuda:0.
+  EXPECT_EQ(cluster::gpu_index_for_rank(3, 1, false), 0);
+  EXPECT_EQ(cluster::gpu_index_for_rank(5, 4, /*share_gpus=*/true), 1);
+  const std::string few = error_message<cluster::ClusterError>([] { cluster::gpu_index_for_rank(2, 2, false); });
+  EXPECT_NE(few.find("local rank 2 needs cuda:2 but this rank sees 2 GPU(s); start one rank per GPU"),
+            std::string::npos)
+      << few;
+  EXPECT_NE(error_message<cluster::ClusterError>([] { cluster::gpu_index_for_rank(0, 0, false); }).find("no GPU is visible"),
+            std::string::npos);
+}
+
+TEST(DeviceChoice, OnThisMachinesGpus) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
   const int gpus = static_cast<int>(torch::cuda::device_count());
   EXPECT_EQ(cluster::select_device("cuda", gpus, /*share_gpus=*/true), "cuda:0");
-  EXPECT_NE(error_message<cluster::ClusterError>([&] { cluster::select_device("cuda", gpus); })
-                .find("start one rank per GPU"),
-            std::string::npos);
+  EXPECT_EQ(cluster::select_device("cuda", 0), "cuda:0");
+  if (gpus > 1) {
+    EXPECT_NE(error_message<cluster::ClusterError>([&] { cluster::select_device("cuda", gpus); })
+                  .find("start one rank per GPU"),
+              std::string::npos);
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "trainer/model/augment.h"
 
+#include "trainer/model/host_to_device.h"
+
 #include <sstream>
 #include <stdexcept>
 
@@ -52,7 +54,7 @@ AugmentPolicy parse_augment_policy(const std::string& text) {
 AugmentDraw draw_augment(const AugmentPolicy& p, int64_t b, int64_t h, int64_t w, torch::Generator& gen,
                          const torch::Device& device) {
   AugmentDraw d;
-  const auto to = [&](const torch::Tensor& t) { return t.to(device); };
+  const auto to = [&](const torch::Tensor& t) { return host_to_device(t, device); };
   if (p.color) {
     d.brightness = to(torch::rand({b, 1, 1, 1}, gen) - 0.5);
     d.saturation = to(torch::rand({b, 1, 1, 1}, gen) * 2);

@@ -212,6 +212,7 @@ RunState set_up_run(const Config& config, const cluster::World& world, const std
   r.device = torch::Device(rank_device(r.config, world.info().local_rank));
   cluster::make_current_device(r.device.str());
   cluster::CommunicatorOptions co = communicator_options(r.config, world.info().local_rank);
+  if (r.device.is_cuda()) co.device_index = r.device.index();  // cuda:0 when each rank sees only its own GPU
   co.watchdog = faults.watchdog;
   r.comm = cluster::make_communicator(co);
   r.global_batch = r.config.training.batch_size;

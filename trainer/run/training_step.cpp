@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "trainer/model/ema.h"
+#include "trainer/model/host_to_device.h"
 #include "trainer/run/agreed_failure.h"
 
 namespace distgan {
@@ -51,12 +52,13 @@ DStepInput next_d_input(RunState& r, int64_t s, int64_t c, const data::Batch& ba
   in.real = (k == 1 ? batch.data : batch.data.narrow(0, j * b, b)).to(r.device, /*non_blocking=*/true);
   if (r.channels_last) in.real = in.real.contiguous(torch::MemoryFormat::ChannelsLast);
   if (r.faults.poisons_batch(s, r.rank(), r.world_size())) in.real = in.real * NAN;
-  z = torch::randn({b, r.spec.z_dim}, r.noise).to(r.device, /*non_blocking=*/true);
+  z = host_to_device(torch::randn({b, r.spec.z_dim}, r.noise), r.device);
   if (classes > 0) {  // real labels with the batch; fake ones drawn uniformly, from the rank's stream
     in.real_labels = (k == 1 ? batch.labels : batch.labels.narrow(0, j * b, b)).to(r.device, /*non_blocking=*/true);
-    in.fake_labels = torch::randint(classes, {b}, r.noise, torch::kInt64).to(r.device);
+    in.fake_labels = host_to_device(torch::randint(classes, {b}, r.noise, torch::kInt64), r.device);
   }
-  if (parse_loss(r.config.training.loss) == LossKind::kWganGp) in.gp_eps = torch::rand({b}, r.noise).to(r.device);
+  if (parse_loss(r.config.training.loss) == LossKind::kWganGp)
+    in.gp_eps = host_to_device(torch::rand({b}, r.noise), r.device);
   in.augment_real = draw_augmentation(r, b);
   in.augment_fake = draw_augmentation(r, b);
   // By D-step count, so a resumed run applies it at the same steps.
