@@ -22,7 +22,11 @@ class NcclWork : public Work {
  public:
   NcclWork(NcclCommunicator& comm, cudaEvent_t done, std::string what, std::vector<torch::Tensor> tensors,
            torch::Tensor host, torch::Tensor staged)
-      : comm_(comm), done_(done), what_(std::move(what)), tensors_(std::move(tensors)), host_(std::move(host)),
+      : comm_(comm),
+        done_(done),
+        what_(std::move(what)),
+        tensors_(std::move(tensors)),
+        host_(std::move(host)),
         staged_(std::move(staged)) {}
   ~NcclWork() override {
     if (!finished_ && std::uncaught_exceptions() == 0) {
@@ -77,8 +81,8 @@ ncclUniqueId NcclCommunicator::broadcast_unique_id() {
   if (rank_ == 0) {
     const ncclResult_t rc = ncclGetUniqueId(&id);
     if (rc != ncclSuccess)
-      throw ClusterError(nccl_failure_message(context_, "ncclGetUniqueId", std::string("failed: ") +
-                                                  ncclGetErrorString(rc), ncclGetLastError(nullptr)));
+      throw ClusterError(nccl_failure_message(
+          context_, "ncclGetUniqueId", std::string("failed: ") + ncclGetErrorString(rc), ncclGetLastError(nullptr)));
   }
   MPI_Request request;
   MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, mpi_, &request));
@@ -166,7 +170,8 @@ void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
         if (state != cudaErrorNotReady) fail(what, std::string("failed on the device: ") + cudaGetErrorString(state));
         ncclResult_t async = ncclSuccess;
         ncclCommGetAsyncError(comm_, &async);
-        if (async != ncclSuccess && async != ncclInProgress) fail(what, std::string("failed: ") + ncclGetErrorString(async));
+        if (async != ncclSuccess && async != ncclInProgress)
+          fail(what, std::string("failed: ") + ncclGetErrorString(async));
         return false;
       },
       what, context_, [&] { abort(); });

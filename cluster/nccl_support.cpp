@@ -28,8 +28,8 @@ std::string nccl_version_problem(int runtime, int compiled) {
     return "NCCL " + nccl_version_text(runtime) + " is loaded but distgan was compiled against NCCL " +
            nccl_version_text(compiled) + ", another major version (another ABI)";
   if (runtime < kMinNcclVersion)
-    return "NCCL " + nccl_version_text(runtime) + " is loaded but distgan needs " +
-           nccl_version_text(kMinNcclVersion) + " or newer (non-blocking communicators)";
+    return "NCCL " + nccl_version_text(runtime) + " is loaded but distgan needs " + nccl_version_text(kMinNcclVersion) +
+           " or newer (non-blocking communicators)";
   return "";
 }
 
@@ -86,8 +86,7 @@ std::string numbered_collective(const char* op, int64_t seq, const torch::Tensor
 }
 
 void wait_until_not_in_progress(const std::function<ncclResult_t()>& state, const std::string& what,
-                                const CollectiveContext& context,
-                                const std::function<void(ncclResult_t)>& on_failure,
+                                const CollectiveContext& context, const std::function<void(ncclResult_t)>& on_failure,
                                 const std::function<void()>& on_timeout) {
   poll_until_done(
       [&] {
@@ -95,7 +94,8 @@ void wait_until_not_in_progress(const std::function<ncclResult_t()>& state, cons
         if (now == ncclInProgress) return false;
         if (now != ncclSuccess) {
           on_failure(now);
-          throw ClusterError(nccl_failure_message(context, what, std::string("failed: ") + ncclGetErrorString(now), ""));
+          throw ClusterError(
+              nccl_failure_message(context, what, std::string("failed: ") + ncclGetErrorString(now), ""));
         }
         return true;
       },

@@ -61,8 +61,7 @@ std::string numbered_collective(const char* op, int64_t seq, const torch::Tensor
 // `on_failure(result)`, which must throw (the backend aborts and throws its message); after the
 // timeout, `on_timeout` runs and the watchdog error is thrown (poll_until_done).
 void wait_until_not_in_progress(const std::function<ncclResult_t()>& state, const std::string& what,
-                                const CollectiveContext& context,
-                                const std::function<void(ncclResult_t)>& on_failure,
+                                const CollectiveContext& context, const std::function<void(ncclResult_t)>& on_failure,
                                 const std::function<void()>& on_timeout);
 
 // Throws ClusterError unless NCCL may be given `tensor` for `op`: a dense tensor of a dtype NCCL

@@ -10,11 +10,16 @@
 #include "tests/test_models.h"
 #include "trainer/step/adversarial_step.h"
 
+#ifdef DISTGAN_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace distgan {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                                                        \
-  if (!torch::cuda::is_available())                                                               \
+#define SKIP_WITHOUT_GPU()          \
+  if (!torch::cuda::is_available()) \
   GTEST_SKIP() << (cluster::libtorch_has_cuda() ? "no GPU visible" : "this LibTorch has no CUDA")
 
 using testing::small_dcgan;
@@ -108,6 +113,51 @@ TEST(Gpu, NcclAllreduceAndBroadcastGiveKnownValues) {
   EXPECT_TRUE(torch::equal(b.cpu(), torch::full({3}, static_cast<float>(n - 1))));
   nccl.barrier();
 }
+
+#ifdef DISTGAN_TORCH_CUDA
+// The collectives follow LibTorch's current stream, not the legacy default one: values written on a
+// side stream just before an all-reduce are the ones reduced, and the result is ready on that
+// stream. Also allgather, the coalesced broadcast, and a tensor on another GPU refused by name.
+TEST(Gpu, NcclFollowsTheCurrentStreamAndChecksDevices) {
+  SKIP_WITHOUT_GPU();
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  const bool gpu_each = gpus >= size;
+  const int device = gpu_each ? rank : 0;
+  cluster::NcclCommunicator nccl(gpu_each ? MPI_COMM_WORLD : MPI_COMM_SELF, device, 30);
+  const int n = nccl.size(), r = nccl.rank();
+  const torch::Device dev(torch::kCUDA, device);
+  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device));
+  {
+    c10::cuda::CUDAStreamGuard on_side(side);
+    torch::Tensor t = torch::zeros({1 << 20}, torch::TensorOptions().device(dev));
+    t.fill_(static_cast<double>(r + 1));  // queued on the side stream, maybe not yet run
+    nccl.allreduce(t, {cluster::ReduceOp::kSum})->wait();
+    EXPECT_EQ(t.min().item<double>(), n * (n + 1) / 2.0);
+    EXPECT_EQ(t.max().item<double>(), n * (n + 1) / 2.0);
+    const torch::Tensor all =
+        nccl.allgather(torch::full({2}, static_cast<double>(r), torch::TensorOptions().device(dev)));
+    EXPECT_TRUE(torch::equal(all.cpu().select(1, 0), torch::arange(n, torch::kFloat32)));
+  }
+  std::vector<torch::Tensor> state{
+      torch::full({3}, static_cast<double>(r), torch::TensorOptions().device(dev)),
+      torch::full({2}, static_cast<int64_t>(r), torch::TensorOptions().device(dev).dtype(torch::kInt64))};
+  nccl.broadcast_coalesced(state, n - 1);
+  EXPECT_TRUE(torch::equal(state[0].cpu(), torch::full({3}, static_cast<float>(n - 1))));
+  EXPECT_TRUE(torch::equal(state[1].cpu(), torch::full({2}, static_cast<int64_t>(n - 1))));
+  if (gpus > 1) {
+    torch::Tensor elsewhere = torch::zeros({4}, torch::TensorOptions().device(torch::kCUDA, (device + 1) % gpus));
+    try {
+      nccl.allreduce(elsewhere, {cluster::ReduceOp::kSum})->wait();
+      ADD_FAILURE() << "a tensor on another GPU was accepted";
+    } catch (const cluster::ClusterError& e) {
+      EXPECT_NE(std::string(e.what()).find("expected cuda:" + std::to_string(device)), std::string::npos) << e.what();
+    }
+  }
+}
+#endif
 
 TEST(Gpu, NcclTrainingStepMatchesCpu) {
   SKIP_WITHOUT_GPU();

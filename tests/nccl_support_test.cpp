@@ -50,9 +50,9 @@ TEST(NcclErrors, NameTheRankStepCollectiveNumberAndNcclsOwnText) {
 
 TEST(NcclNonBlocking, InProgressIsPolledUntilDone) {
   int polls = 0;
-  cluster::wait_until_not_in_progress(
-      [&] { return ++polls < 4 ? ncclInProgress : ncclSuccess; }, "ncclCommInitRank", context(),
-      [](ncclResult_t) { FAIL() << "no failure expected"; }, [] { FAIL() << "no timeout expected"; });
+  cluster::wait_until_not_in_progress([&] { return ++polls < 4 ? ncclInProgress : ncclSuccess; }, "ncclCommInitRank",
+                                      context(), [](ncclResult_t) { FAIL() << "no failure expected"; },
+                                      [] { FAIL() << "no timeout expected"; });
   EXPECT_EQ(polls, 4);
 }
 
@@ -60,13 +60,13 @@ TEST(NcclNonBlocking, AnErrorStateReachesTheFailureHandler) {
   ncclResult_t seen = ncclSuccess;
   int polls = 0;
   const std::string message = error_message<ClusterError>([&] {
-    cluster::wait_until_not_in_progress(
-        [&] { return ++polls < 2 ? ncclInProgress : ncclRemoteError; }, "allreduce #7", context(),
-        [&](ncclResult_t result) {
-          seen = result;
-          throw ClusterError("aborted: " + std::string(ncclGetErrorString(result)));
-        },
-        [] {});
+    cluster::wait_until_not_in_progress([&] { return ++polls < 2 ? ncclInProgress : ncclRemoteError; }, "allreduce #7",
+                                        context(),
+                                        [&](ncclResult_t result) {
+                                          seen = result;
+                                          throw ClusterError("aborted: " + std::string(ncclGetErrorString(result)));
+                                        },
+                                        [] {});
   });
   EXPECT_EQ(seen, ncclRemoteError);
   EXPECT_EQ(message, std::string("aborted: ") + ncclGetErrorString(ncclRemoteError));
@@ -88,9 +88,8 @@ TEST(NcclNonBlocking, AStuckCallAbortsAndGivesTheWatchdogError) {
 TEST(NcclTensorChecks, OnlyThisRanksGpuOrTheCpuAndNcclsDtypes) {
   EXPECT_EQ(cluster::checked_nccl_type(torch::zeros({4}), 0, context(), "allreduce"), ncclFloat32);
   EXPECT_EQ(cluster::checked_nccl_type(torch::zeros({4}, torch::kBFloat16), 0, context(), "allreduce"), ncclBfloat16);
-  const std::string meta = error_message<ClusterError>([] {
-    cluster::checked_nccl_type(torch::empty({4}, torch::Device("meta")), 2, context(), "broadcast");
-  });
+  const std::string meta = error_message<ClusterError>(
+      [] { cluster::checked_nccl_type(torch::empty({4}, torch::Device("meta")), 2, context(), "broadcast"); });
   EXPECT_EQ(meta, "nccl backend: rank 1: broadcast of a tensor on meta: expected cuda:2 (this rank's GPU) or cpu");
   EXPECT_NE(error_message<ClusterError>([] {
               cluster::checked_nccl_type(torch::zeros({4}, torch::kBool), 0, context(), "allreduce");
