@@ -35,6 +35,10 @@ packages=(
   libprotobuf-dev protobuf-compiler python3-protobuf
   python3-h5py python3-numpy python3-pil
 )
+# A module system for the modulefile test (tests/install): Environment Modules, unless Lmod is there
+# (Debian makes the two conflict; installing one would remove the other).
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+installed lmod || packages+=(environment-modules)
 [ "$with_peer" = 1 ] && packages+=(python3-torch)
 # shellcheck disable=SC2206
 [ -n "${DISTGAN_EXTRA_PACKAGES:-}" ] && packages+=(${DISTGAN_EXTRA_PACKAGES})
@@ -44,9 +48,7 @@ packages=(
 
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
+  installed "$p" || missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
