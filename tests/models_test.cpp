@@ -1,8 +1,9 @@
 // The image architectures of issue 17 (DCGAN-64, resnet at 32-256 px, conditional resnet) and
-// training.augment's transforms, checked by shape, parameter count and known answers.
+// training.augment's transforms, checked by shape, parameter count and known answers; bf16 autocast.
 #include <gtest/gtest.h>
 
 #include "trainer/model/augment.h"
+#include "trainer/model/autocast.h"
 #include "trainer/model/models.h"
 #include "trainer/model/resnet.h"
 
@@ -147,6 +148,28 @@ TEST(Augment, DrawsRepeatFromTheSameStreamState) {
   const AugmentDraw a = draw_augment(p, 4, 32, 32, g1, torch::kCPU), b = draw_augment(p, 4, 32, 32, g2, torch::kCPU);
   EXPECT_TRUE(torch::equal(a.shift_x, b.shift_x) && torch::equal(a.contrast, b.contrast) && torch::equal(a.cutout_y, b.cutout_y));
   EXPECT_LE(a.shift_x.abs().max().item<int64_t>(), 4);  // 32 / 8
+}
+
+// training.amp: bf16 on the CPU: matrix products run in bf16 inside the scope, nested scopes leave
+// it on until the outer one ends, a disabled scope changes nothing, and CUDA autocast leaves CPU
+// work alone.
+TEST(Autocast, Bf16OnTheCpuCastsMatrixProductsAndRestoresTheState) {
+  torch::nn::Linear linear(8, 4);
+  const torch::Tensor x = torch::randn({2, 8});
+  {
+    BF16Autocast on(true, c10::DeviceType::CPU);
+    EXPECT_EQ(linear(x).scalar_type(), torch::kBFloat16);
+    { BF16Autocast inner(true, c10::DeviceType::CPU); }
+    EXPECT_EQ(linear(x).scalar_type(), torch::kBFloat16);
+    BF16Autocast disabled(false, c10::DeviceType::CPU);
+    EXPECT_EQ(linear(x).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(linear(x).scalar_type(), torch::kFloat32);
+  {
+    BF16Autocast cuda(true, c10::DeviceType::CUDA);
+    EXPECT_EQ(linear(x).scalar_type(), torch::kFloat32);
+  }
+  EXPECT_EQ(linear(x).scalar_type(), torch::kFloat32);
 }
 
 }  // namespace

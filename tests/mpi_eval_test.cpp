@@ -12,6 +12,7 @@
 #include "tests/test_util.h"
 #include "tests/test_models.h"
 #include "trainer/run/agreed_failure.h"
+#include "trainer/eval/classifier.h"
 #include "trainer/run/distributed_eval.h"
 
 namespace distgan {
@@ -104,6 +105,49 @@ TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
   Evaluator mine(o, spec.sample_shape, world.rank() == 0);
   const auto split = evaluate_across_ranks(mine, models.generator, spec, 3, torch::kCPU, world);
   if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 3));
+}
+
+// A conditional model scored by a dataset classifier: the classes each rank's samples are predicted as
+// are gathered too (padded as the features are), so the class accuracy equals one rank's. The
+// classifier is untrained (random weights): the test is about which sample gets which prediction.
+TEST(DistributedEval, TwoRanksGiveTheConditionalNumbersOfOne) {
+  cluster::MpiCommunicator world;
+  TempDir dir;
+  write_images(dir.path("grey.h5"), {300, 1, 28, 28},
+               [](size_t i) { return static_cast<uint8_t>((i * 13 + i / 784 * 7) % 256); });
+  ModelSpec spec = testing::small_dcgan();
+  spec.num_classes = 10;
+  torch::manual_seed(2);
+  TrainedClassifier classifier;
+  classifier.model = Classifier(spec.sample_shape, spec.num_classes);
+  classifier.sample_shape = spec.sample_shape;
+  classifier.num_classes = spec.num_classes;
+  torch::manual_seed(6);
+  GanModels models = build_models(spec);
+  {  // logits of the features' deviation from their mean over G's samples, so the predicted class
+     // changes from sample to sample (an untrained classifier gives every sample one class)
+    torch::NoGradGuard no_grad;
+    const torch::Tensor samples = generate_for_eval(models.generator, spec, 200, 9, torch::kCPU).first;
+    const torch::Tensor mean = classifier.model->features(samples).mean(0);
+    classifier.model->out->weight.mul_(1000);
+    classifier.model->out->bias.copy_(-classifier.model->out->weight.mv(mean));
+  }
+  save_classifier(dir.path("classifier.h5"), classifier);
+  EvalOptions o;
+  o.real.path = dir.path("grey.h5");
+  o.classifier = dir.path("classifier.h5");
+  o.samples = 501;  // shares of 251 and 250
+  o.reference = 300;
+  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
+  ASSERT_TRUE(mine.predicts_classes());
+  const auto split = evaluate_across_ranks(mine, models.generator, spec, 9, torch::kCPU, world);
+  if (world.rank() != 0) return;
+  const EvalResult whole = evaluate_on_one_rank(o, models.generator, spec, 9);
+  expect_same_metrics(*split, whole);
+  EXPECT_TRUE(std::any_of(whole.metrics.begin(), whole.metrics.end(),
+                          [](const auto& m) { return m.first == "class_accuracy"; }))
+      << whole.text();
+  EXPECT_EQ(split->class_accuracy, whole.class_accuracy);
 }
 
 // A feature module that fails on rank 1 only (its own copy of the file is bad) stops both ranks
