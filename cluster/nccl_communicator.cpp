@@ -2,6 +2,8 @@
 
 #ifdef DISTGAN_HAVE_NCCL
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "cluster/collective.h"
@@ -41,6 +43,7 @@ class NcclWork : public Work {
   void wait() override {
     if (finished_) return;
     finished_ = true;
+    CudaDeviceScope on_device(comm_.device());
     // Work queued on the caller's stream from now on runs after the collective.
     cuda_check(cudaStreamWaitEvent(comm_.compute_stream(), done_, 0), what_ + ": ordering the compute stream");
     comm_.wait_for(done_, what_);
@@ -60,10 +63,21 @@ class NcclWork : public Work {
 
 NcclCommunicator::NcclCommunicator(MPI_Comm base, int device, double timeout_s, bool watchdog) : device_(device) {
   MPI_CHECK(MPI_Comm_dup(base, &mpi_));
+  try {
+    start(timeout_s, watchdog);
+  } catch (...) {
+    release();  // the destructor does not run after a constructor has thrown
+    throw;
+  }
+}
+
+void NcclCommunicator::start(double timeout_s, bool watchdog) {
   MPI_CHECK(MPI_Comm_rank(mpi_, &rank_));
   MPI_CHECK(MPI_Comm_size(mpi_, &size_));
   context_ = {"nccl", rank_, "", timeout_s, watchdog};
   check_loaded_nccl();
+  const std::string warning = nccl_environment_warning(std::getenv("NCCL_COMM_BLOCKING"));
+  if (watchdog && !warning.empty()) std::fprintf(stderr, "distgan: warning: rank %d: %s\n", rank_, warning.c_str());
   cuda_check(cudaSetDevice(device_), "cudaSetDevice(" + std::to_string(device_) + ")");
   const ncclUniqueId id = broadcast_unique_id();
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
@@ -71,7 +85,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm base, int device, double timeout_s, 
   const std::string what = "ncclCommInitRank (rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
                            ", cuda:" + std::to_string(device_) + ")";
   complete_call(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config), what);
-  cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  stream_ = make_collective_stream(device_);
   cuda_check(cudaEventCreateWithFlags(&compute_ready_, cudaEventDisableTiming), "cudaEventCreate");
 }
 
@@ -94,21 +108,26 @@ ncclUniqueId NcclCommunicator::broadcast_unique_id() {
 // the communicator is destroyed; a peer that is gone makes the finalize time out, and the
 // communicator is aborted instead of blocking in ncclCommDestroy.
 NcclCommunicator::~NcclCommunicator() {
-  if (comm_ != nullptr) {
-    if (aborted_ || std::uncaught_exceptions() > 0) {
-      ncclCommAbort(comm_);  // a broken job: never block at exit
-    } else {
-      try {
-        complete_call(ncclCommFinalize(comm_), "ncclCommFinalize");
-        ncclCommDestroy(comm_);
-      } catch (const std::exception&) {
-        abort();  // (fail() has aborted already; abort() runs once)
-      }
+  CudaDeviceScope on_device(device_);
+  if (comm_ != nullptr && !aborted_ && std::uncaught_exceptions() == 0) {
+    try {
+      complete_call(ncclCommFinalize(comm_), "ncclCommFinalize");
+      ncclCommDestroy(comm_);
+      comm_ = nullptr;
+    } catch (const std::exception&) {
+      abort();  // (fail() has aborted already; abort() runs once)
     }
-    comm_ = nullptr;
   }
+  release();  // a broken job (a failure, an exception unwinding): ncclCommAbort, which never blocks
+}
+
+void NcclCommunicator::release() {
+  if (comm_ != nullptr) ncclCommAbort(comm_);
+  comm_ = nullptr;
   if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
-  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  compute_ready_ = nullptr;
+  release_collective_stream(stream_);
+  stream_ = nullptr;
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && mpi_ != MPI_COMM_NULL) MPI_Comm_free(&mpi_);
@@ -122,9 +141,17 @@ void NcclCommunicator::abort() {
 }
 
 void NcclCommunicator::fail(const std::string& what, const std::string& why) {
-  const std::string last = comm_ != nullptr ? ncclGetLastError(comm_) : "";
+  const std::string last = ncclGetLastError(comm_);  // (the argument is unused: valid with no communicator)
+  const std::string message = nccl_failure_message(context_, what, why, last);
+  if (abort_reason_.empty()) abort_reason_ = message;
   abort();
-  throw ClusterError(nccl_failure_message(context_, what, why, last));
+  throw ClusterError(message);
+}
+
+void NcclCommunicator::check_not_aborted(const std::string& what) const {
+  if (aborted_)
+    throw ClusterError("nccl backend: rank " + std::to_string(rank_) + ": " + what +
+                       ": the communicator was aborted after an earlier failure (" + abort_reason_ + ")");
 }
 
 void NcclCommunicator::complete_call(ncclResult_t rc, const std::string& what) {
@@ -137,7 +164,7 @@ void NcclCommunicator::complete_call(ncclResult_t rc, const std::string& what) {
         return query != ncclSuccess ? query : state;
       },
       what, context_, [&](ncclResult_t result) { fail(what, std::string("failed: ") + ncclGetErrorString(result)); },
-      [&] { abort(); });
+      [&] { timed_out(what); });
 }
 
 torch::Tensor NcclCommunicator::on_device(const torch::Tensor& tensor) const {
@@ -148,11 +175,14 @@ torch::Tensor NcclCommunicator::on_device(const torch::Tensor& tensor) const {
 std::unique_ptr<Work> NcclCommunicator::enqueue(const std::string& what, const std::function<ncclResult_t()>& call,
                                                 const std::vector<torch::Tensor>& tensors, torch::Tensor host,
                                                 torch::Tensor staged) {
-  if (aborted_) throw ClusterError("nccl backend: " + what + ": the communicator was aborted after an earlier failure");
+  check_not_aborted(what);
+  CudaDeviceScope on_device(device_);
   cuda_check(cudaEventRecord(compute_ready_, compute_stream()), what + ": cudaEventRecord");
   cuda_check(cudaStreamWaitEvent(stream_, compute_ready_, 0), what + ": cudaStreamWaitEvent");
-  complete_call(call(), what);
+  // Before the call: if it fails or times out, the tensors may be freed while an aborting kernel
+  // still touches them; recorded, their memory is not handed out again before the stream moves on.
   for (const torch::Tensor& t : tensors) record_on_stream(t, stream_, device_);
+  complete_call(call(), what);
   cudaEvent_t done = nullptr;
   cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
   const cudaError_t recorded = cudaEventRecord(done, stream_);
@@ -162,7 +192,8 @@ std::unique_ptr<Work> NcclCommunicator::enqueue(const std::string& what, const s
 }
 
 void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
-  if (aborted_) throw ClusterError("nccl backend: " + what + ": the communicator was aborted after an earlier failure");
+  check_not_aborted(what);
+  CudaDeviceScope on_device(device_);
   poll_until_done(
       [&] {
         const cudaError_t state = cudaEventQuery(done);
@@ -174,7 +205,12 @@ void NcclCommunicator::wait_for(cudaEvent_t done, const std::string& what) {
           fail(what, std::string("failed: ") + ncclGetErrorString(async));
         return false;
       },
-      what, context_, [&] { abort(); });
+      what, context_, [&] { timed_out(what); });
+}
+
+void NcclCommunicator::timed_out(const std::string& what) {
+  if (abort_reason_.empty()) abort_reason_ = what + " did not complete within cluster.collective_timeout_s";
+  abort();
 }
 
 std::unique_ptr<Work> NcclCommunicator::allreduce(torch::Tensor& tensor, const AllreduceOptions& options) {

@@ -59,13 +59,23 @@ class NcclCommunicator : public Communicator {
   void wait_for(cudaEvent_t done, const std::string& what);
   // The stream the caller's work is on (LibTorch's current stream of this rank's device).
   cudaStream_t compute_stream() const { return torch_current_stream(device_); }
+  int device() const { return device_; }
 
  private:
+  // The constructor's work: the unique id, the communicator, the stream.
+  void start(double timeout_s, bool watchdog);
+  // Frees what the communicator holds (aborting an NCCL communicator still there) and the MPI
+  // communicator; what the destructor and a failed constructor end with.
+  void release();
   // The ncclUniqueId of rank 0, on every rank, under the deadline.
   ncclUniqueId broadcast_unique_id();
   // Aborts the communicator (once): a broken job must never block in NCCL again.
   void abort();
   [[noreturn]] void fail(const std::string& what, const std::string& why);
+  // The deadline passed in `what`: aborts, remembering why.
+  void timed_out(const std::string& what);
+  // Throws (naming the first failure) once the communicator has been aborted.
+  void check_not_aborted(const std::string& what) const;
   // Finishes an NCCL call on the non-blocking communicator: an error fails, ncclInProgress is
   // polled under the deadline until the call has been carried out.
   void complete_call(ncclResult_t rc, const std::string& what);
@@ -88,6 +98,7 @@ class NcclCommunicator : public Communicator {
   int64_t sequence_ = 0;  // collectives queued so far
   CollectiveContext context_;
   bool aborted_ = false;
+  std::string abort_reason_;  // the first failure, repeated by every later call
 };
 
 }  // namespace distgan::cluster

@@ -20,11 +20,14 @@
 namespace distgan::cluster {
 
 std::string nccl_version_text(int code) {
-  return std::to_string(code / 10000) + "." + std::to_string(code % 10000 / 100) + "." + std::to_string(code % 100);
+  // NCCL before 2.9 numbered its versions major*1000 + minor*100 + patch.
+  const int major = code < 10000 ? code / 1000 : code / 10000;
+  const int minor = code < 10000 ? code % 1000 / 100 : code % 10000 / 100;
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(code % 100);
 }
 
 std::string nccl_version_problem(int runtime, int compiled) {
-  if (runtime / 10000 != compiled / 10000)
+  if (runtime < 10000 || runtime / 10000 != compiled / 10000)
     return "NCCL " + nccl_version_text(runtime) + " is loaded but distgan was compiled against NCCL " +
            nccl_version_text(compiled) + ", another major version (another ABI)";
   if (runtime < kMinNcclVersion)
@@ -45,8 +48,7 @@ int add_matching_library(dl_phdr_info* info, size_t /*size*/, void* data) {
   auto* found = static_cast<std::pair<std::string, std::vector<std::string>>*>(data);
   if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0') return 0;
   const std::string path = info->dlpi_name;
-  const std::string base = path.substr(path.find_last_of('/') + 1);
-  if (base.rfind(found->first, 0) != 0) return 0;
+  if (!is_library_file(path.substr(path.find_last_of('/') + 1), found->first)) return 0;
   // The same file reached through two links (libnccl.so and libnccl.so.2) is one copy.
   char resolved[PATH_MAX];
   const std::string real = realpath(path.c_str(), resolved) != nullptr ? resolved : path;
@@ -56,14 +58,24 @@ int add_matching_library(dl_phdr_info* info, size_t /*size*/, void* data) {
 
 }  // namespace
 
-std::vector<std::string> loaded_libraries(const std::string& prefix) {
-  std::pair<std::string, std::vector<std::string>> found{prefix, {}};
+bool is_library_file(const std::string& base, const std::string& soname_stem) {
+  return base == soname_stem || base.rfind(soname_stem + ".", 0) == 0;
+}
+
+std::vector<std::string> loaded_libraries(const std::string& soname_stem) {
+  std::pair<std::string, std::vector<std::string>> found{soname_stem, {}};
   dl_iterate_phdr(&add_matching_library, &found);
   return found.second;
 }
 
+std::string nccl_environment_warning(const char* comm_blocking) {
+  if (comm_blocking == nullptr || std::string(comm_blocking) != "1") return "";
+  return "NCCL_COMM_BLOCKING=1 makes NCCL's calls block: a rank that hangs in NCCL's start-up or in a "
+         "collective's enqueue is not seen by cluster.collective_timeout_s (unset it)";
+}
+
 void check_loaded_nccl() {
-  const std::vector<std::string> copies = loaded_libraries("libnccl");
+  const std::vector<std::string> copies = loaded_libraries("libnccl.so");
   if (copies.size() > 1) {
     std::string list;
     for (const std::string& path : copies) list += (list.empty() ? "" : ", ") + path;
@@ -119,7 +131,22 @@ ncclDataType_t checked_nccl_type(const torch::Tensor& tensor, int device, const 
                                         {torch::kUInt8, ncclUint8}});
 }
 
+CudaDeviceScope::CudaDeviceScope(int device) {
+  if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+  if (previous_ != device) cudaSetDevice(device);
+}
+
+CudaDeviceScope::~CudaDeviceScope() {
+  if (previous_ >= 0) cudaSetDevice(previous_);
+}
+
 #ifdef DISTGAN_TORCH_CUDA
+cudaStream_t make_collective_stream(int device) {
+  return c10::cuda::getStreamFromPool(/*isHighPriority=*/false, static_cast<c10::DeviceIndex>(device)).stream();
+}
+
+void release_collective_stream(cudaStream_t /*stream*/) {}
+
 cudaStream_t torch_current_stream(int device) {
   return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
 }
@@ -130,6 +157,17 @@ void record_on_stream(const torch::Tensor& tensor, cudaStream_t stream, int devi
       tensor.storage().data_ptr(), c10::cuda::getStreamFromExternal(stream, static_cast<c10::DeviceIndex>(device)));
 }
 #else
+cudaStream_t make_collective_stream(int /*device*/) {
+  cudaStream_t stream = nullptr;
+  const cudaError_t rc = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (rc != cudaSuccess) throw ClusterError(std::string("nccl backend: cudaStreamCreate: ") + cudaGetErrorString(rc));
+  return stream;
+}
+
+void release_collective_stream(cudaStream_t stream) {
+  if (stream != nullptr) cudaStreamDestroy(stream);
+}
+
 cudaStream_t torch_current_stream(int /*device*/) { return nullptr; }
 void record_on_stream(const torch::Tensor& /*tensor*/, cudaStream_t /*stream*/, int /*device*/) {}
 #endif

@@ -36,10 +36,20 @@ std::string nccl_version_problem(int runtime, int compiled);
 // The NCCL this process has loaded, as `ncclGetVersion` reports it.
 int loaded_nccl_version();
 
-// The distinct files of shared libraries this process has loaded whose name starts with `prefix`
-// ("libnccl"): more than one NCCL would mean two copies with separate state in one process (one
-// from LibTorch, one from the toolkit), which deadlocks or corrupts collectives.
-std::vector<std::string> loaded_libraries(const std::string& prefix);
+// Whether a file named `base` is the library `soname_stem` ("libnccl.so"): the stem itself or a
+// versioned name ("libnccl.so.2", "libnccl.so.2.28.9"), not another library that shares a prefix
+// (NCCL's plugins: libnccl-net.so, libnccl-tuner-*.so, which NCCL loads itself).
+bool is_library_file(const std::string& base, const std::string& soname_stem);
+
+// The distinct files (links resolved) of the shared libraries this process has loaded that are
+// `soname_stem` (is_library_file). More than one NCCL would be two copies with separate state in one
+// process (one from LibTorch, one from the toolkit), which deadlocks or corrupts collectives. A
+// LibTorch with NCCL linked statically is invisible here.
+std::vector<std::string> loaded_libraries(const std::string& soname_stem);
+
+// Why the backend should not start with NCCL's environment as it is, or "": NCCL_COMM_BLOCKING=1
+// makes NCCL's calls block again, where the collective deadline cannot see a hang.
+std::string nccl_environment_warning(const char* comm_blocking);
 
 // Throws ClusterError naming what is wrong when this process's NCCL cannot be used: two NCCL
 // libraries loaded, or nccl_version_problem. Called before the first communicator is created.
@@ -69,6 +79,27 @@ void wait_until_not_in_progress(const std::function<ncclResult_t()>& state, cons
 // the backend stages through the GPU). Returns the NCCL type.
 ncclDataType_t checked_nccl_type(const torch::Tensor& tensor, int device, const CollectiveContext& context,
                                  const char* op);
+
+// A stream for this communicator's collectives on cuda:<device>, not synchronised with the legacy
+// default stream. With a CUDA LibTorch, one of LibTorch's pooled streams: LibTorch's caching
+// allocator keeps referring to the stream of a recorded tensor after the communicator is gone, so
+// it must never be destroyed (ProcessGroupNCCL does the same). Otherwise a stream of our own.
+cudaStream_t make_collective_stream(int device);
+// Releases a stream of make_collective_stream (nothing for a pooled one).
+void release_collective_stream(cudaStream_t stream);
+
+// Makes cuda:<device> current for the scope (CUDA's current device is per thread, and events and
+// streams must be used on their own device), and restores the previous one.
+class CudaDeviceScope {
+ public:
+  explicit CudaDeviceScope(int device);
+  ~CudaDeviceScope();
+  CudaDeviceScope(const CudaDeviceScope&) = delete;
+  CudaDeviceScope& operator=(const CudaDeviceScope&) = delete;
+
+ private:
+  int previous_ = -1;
+};
 
 // The CUDA stream LibTorch queues this device's work on (getCurrentCUDAStream). With a CPU-only
 // LibTorch (the NCCL backend compiled but no CUDA tensors possible), the legacy default stream.

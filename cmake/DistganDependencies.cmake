@@ -10,21 +10,14 @@ macro(distgan_require pkg debian)
   endif()
 endmacro()
 
-# A CUDA LibTorch's CMake (Caffe2's cuda.cmake) needs nvcc: it takes CUDACXX, or nvcc on PATH. Many
-# machines have the toolkit in CUDA_HOME or /usr/local/cuda without its bin/ on PATH: point at it.
-find_program(DISTGAN_NVCC nvcc HINTS ENV CUDA_HOME ENV CUDA_PATH /usr/local/cuda PATH_SUFFIXES bin)
-if(NOT DEFINED ENV{CUDACXX} AND NOT CMAKE_CUDA_COMPILER AND DISTGAN_NVCC)
-  set(ENV{CUDACXX} ${DISTGAN_NVCC})
-endif()
-find_package(Torch QUIET)
-if(NOT Torch_FOUND)
-  if(Torch_DIR AND NOT DISTGAN_NVCC AND NOT DEFINED ENV{CUDACXX} AND EXISTS "${Torch_DIR}/../Caffe2/public/cuda.cmake")
-    message(FATAL_ERROR "distgan: the LibTorch in ${Torch_DIR} is a CUDA build, and its CMake needs nvcc, "
-                        "which was not found: set CUDACXX=/path/to/nvcc (or CUDA_HOME to the CUDA toolkit), or "
-                        "put the toolkit's bin/ on PATH.")
-  endif()
-  distgan_require(Torch libtorch-dev)
-endif()
+# A CUDA LibTorch's CMake needs the CUDA toolkit before distgan sees any of it: nvcc (CUDACXX or
+# PATH) for enable_language(CUDA), and the toolkit's root for FindCUDA / FindCUDAToolkit
+# (CUDA_TOOLKIT_ROOT_DIR, CUDAToolkit_ROOT, CUDA_PATH; neither reads CUDA_HOME). Many machines have
+# the toolkit in $CUDA_HOME or /usr/local/cuda without its bin/ on PATH: point every one of them
+# there, and say so clearly when there is no nvcc at all.
+include(DistganTorchCuda)
+distgan_prepare_cuda_torch()
+distgan_require(Torch libtorch-dev)
 distgan_require(MPI libopenmpi-dev COMPONENTS CXX)
 # HDF5 from a private prefix (bench/gpu-check.sh on a machine without Debian's -dev packages): the
 # header directory and library given directly, since FindHDF5 would ask the h5cc wrapper.
@@ -86,19 +79,25 @@ if(NOT DISTGAN_WITH_NCCL STREQUAL "OFF")
   get_filename_component(distgan_torch_prefix "${TORCH_INSTALL_PREFIX}" ABSOLUTE)
   set(distgan_nccl_hints $ENV{NCCL_HOME} ${distgan_torch_prefix}/../nvidia/nccl ${distgan_torch_prefix})
   find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${distgan_nccl_hints} $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
-  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${distgan_nccl_hints} $ENV{CUDA_HOME} /usr/local/cuda
-               PATH_SUFFIXES lib64 lib)
+  # NAMES_PER_DIR: the first directory that has either name wins (else a system libnccl.so would win
+  # over pip's libnccl.so.2 beside torch, and LibTorch would run on that other NCCL too).
+  find_library(NCCL_LIBRARY NAMES libnccl.so.2 nccl NAMES_PER_DIR HINTS ${distgan_nccl_hints} $ENV{CUDA_HOME}
+               /usr/local/cuda PATH_SUFFIXES lib64 lib)
   find_path(CUDART_INCLUDE_DIR cuda_runtime_api.h HINTS $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES include)
   find_library(CUDART_LIBRARY cudart HINTS $ENV{CUDA_HOME} /usr/local/cuda PATH_SUFFIXES lib64 lib)
   if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY AND CUDART_INCLUDE_DIR AND CUDART_LIBRARY)
     set(DISTGAN_HAVE_NCCL ON)
     add_library(distgan_nccl INTERFACE)
     target_include_directories(distgan_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR} ${CUDART_INCLUDE_DIR})
-    target_link_libraries(distgan_nccl INTERFACE ${NCCL_LIBRARY} ${CUDART_LIBRARY})
     target_compile_definitions(distgan_nccl INTERFACE DISTGAN_HAVE_NCCL=1)
     if(DISTGAN_TORCH_CUDA)
+      # The CUDA runtime LibTorch links (torch::cudart, in TORCH_LIBRARIES): one runtime in the process.
+      target_link_libraries(distgan_nccl INTERFACE ${NCCL_LIBRARY})
       target_compile_definitions(distgan_nccl INTERFACE DISTGAN_TORCH_CUDA=1)
+    else()
+      target_link_libraries(distgan_nccl INTERFACE ${NCCL_LIBRARY} ${CUDART_LIBRARY})
     endif()
+    distgan_check_same_nccl_prefix("${NCCL_INCLUDE_DIR}" "${NCCL_LIBRARY}")
     message(STATUS "distgan: NCCL ${NCCL_LIBRARY} (headers ${NCCL_INCLUDE_DIR})")
   elseif(DISTGAN_WITH_NCCL STREQUAL "ON")
     message(FATAL_ERROR "distgan: DISTGAN_WITH_NCCL=ON but nccl.h/libnccl or the CUDA runtime were not "

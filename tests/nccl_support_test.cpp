@@ -17,23 +17,42 @@ cluster::CollectiveContext context(double timeout_s = 5) { return {"nccl", 1, "s
 
 TEST(NcclVersion, TextAndWhichRuntimeVersionsAreRefused) {
   EXPECT_EQ(cluster::nccl_version_text(22809), "2.28.9");
+  EXPECT_EQ(cluster::nccl_version_text(2804), "2.8.4");  // the numbering before 2.9
   EXPECT_EQ(cluster::nccl_version_problem(22809, 22809), "");
   EXPECT_EQ(cluster::nccl_version_problem(22105, 22809), "");  // older minor: same ABI, all we call is there
   EXPECT_EQ(cluster::nccl_version_problem(22903, 22809), "");
   EXPECT_EQ(cluster::nccl_version_problem(30001, 22809),
             "NCCL 3.0.1 is loaded but distgan was compiled against NCCL 2.28.9, another major version (another ABI)");
+  EXPECT_NE(cluster::nccl_version_problem(2804, 22809).find("NCCL 2.8.4 is loaded"), std::string::npos);
   EXPECT_EQ(cluster::nccl_version_problem(21305, 22809),
             "NCCL 2.13.5 is loaded but distgan needs 2.14.0 or newer (non-blocking communicators)");
 }
 
 TEST(NcclVersion, ThisProcessLoadsOneNcclOfTheCompiledMajorVersion) {
-  const std::vector<std::string> copies = cluster::loaded_libraries("libnccl");
+  const std::vector<std::string> copies = cluster::loaded_libraries("libnccl.so");
   ASSERT_EQ(copies.size(), 1u);  // the unit tests link the backend
   EXPECT_NE(copies[0].find("libnccl.so"), std::string::npos) << copies[0];
   EXPECT_EQ(cluster::loaded_nccl_version() / 10000, NCCL_VERSION_CODE / 10000);
   EXPECT_NO_THROW(cluster::check_loaded_nccl());
   EXPECT_EQ(cluster::loaded_libraries("libc.so").size(), 1u);
   EXPECT_TRUE(cluster::loaded_libraries("libno-such-library").empty());
+}
+
+// NCCL's plugins (libnccl-net.so and the like, loaded by NCCL itself) are not a second NCCL.
+TEST(NcclVersion, OnlyTheLibraryItselfCountsAsACopy) {
+  EXPECT_TRUE(cluster::is_library_file("libnccl.so", "libnccl.so"));
+  EXPECT_TRUE(cluster::is_library_file("libnccl.so.2", "libnccl.so"));
+  EXPECT_TRUE(cluster::is_library_file("libnccl.so.2.28.9", "libnccl.so"));
+  EXPECT_FALSE(cluster::is_library_file("libnccl-net.so", "libnccl.so"));
+  EXPECT_FALSE(cluster::is_library_file("libnccl-tuner-example.so", "libnccl.so"));
+  EXPECT_FALSE(cluster::is_library_file("libnccl.sox", "libnccl.so"));
+}
+
+TEST(NcclVersion, ABlockingCommunicatorFromTheEnvironmentIsWarnedAbout) {
+  EXPECT_EQ(cluster::nccl_environment_warning(nullptr), "");
+  EXPECT_EQ(cluster::nccl_environment_warning("0"), "");
+  EXPECT_NE(cluster::nccl_environment_warning("1").find("NCCL_COMM_BLOCKING=1 makes NCCL's calls block"),
+            std::string::npos);
 }
 
 TEST(NcclErrors, NameTheRankStepCollectiveNumberAndNcclsOwnText) {
