@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2154  # sourced by bench/gpu-check.sh, which sets and reads these
 # Helpers of bench/gpu-check.sh (sourced from the repository root): finding the machine's PyTorch,
 # nvcc and NCCL, unpacking .gpu/debs into a private prefix, the glibc check, the environment that
 # uses the prefix, and the build stamp that lets a later phase reuse build-gpu/.
