@@ -164,8 +164,10 @@ EOF
   cat > "$dir/mpirun" <<EOF
 #!/bin/sh
 # mpirun across the test hosts in $dir (written by cluster/local-hosts.sh); arguments are mpirun's.
+# pml ob1 over the tcp btl: left to choose, Open MPI sometimes took the ofi MTL (libfabric) on one
+# host and ob1 on the other, and MPI_Init failed ("selected pml ob1, but peer ... selected pml cm").
 exec ip netns exec distgan-$id-a mpirun --hostfile "$dir/hosts" --mca plm_rsh_agent "$dir/agent" \\
-  --mca btl tcp,self --mca btl_tcp_if_include $subnet.0/24 --mca oob_tcp_if_include $subnet.0/24 \\
+  --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include $subnet.0/24 --mca oob_tcp_if_include $subnet.0/24 \\
   --bind-to none --oversubscribe "\$@"
 EOF
   chmod +x "$dir/agent" "$dir/mpirun"
