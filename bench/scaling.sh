@@ -10,7 +10,9 @@
 #
 #   sudo bash bench/scaling.sh [BUILD_DIR]
 #   env: REPEATS (3), STEPS (60), RATES ("10gbit 1gbit"), WARMUP (10), LINKS (all: "loopback veth $RATES"),
-#        EXTRA (more --set overrides for every distgan run, e.g. EXTRA="--set cluster.bucket_mb=1")
+#        EXTRA (more --set overrides for every distgan run, e.g. EXTRA="--set cluster.bucket_mb=1"),
+#        VARIANTS (which runs; default "overlap no-overlap bf16-grads ddp"; also amp: training.amp
+#        bf16, amp-bf16-grads: that and bf16 gradients)
 # Prints a table (img/s, share of the step waiting on communication, throughput as a share of the
 # same configuration on the unshaped veth link) and writes BUILD_DIR/bench/scaling.json (resnet64:
 # scaling-resnet64.json), the input of bench/scaling_model.py. Needs root, iproute2's tc with tbf, and
@@ -48,7 +50,7 @@ lines=$tmp/lines.jsonl
 # the math libraries' kernels, so the veth runs compute exactly as the loopback ones (this machine
 # sets OPENBLAS_CORETYPE=Haswell, which alone changes throughput by about a quarter).
 forward_env=()
-for v in $(compgen -e | grep -E '^(OPENBLAS_|OMP_|GOMP_|MKL_|DNNL_|ONEDNN_)' || true); do forward_env+=(-x "$v"); done
+for v in $(compgen -e | grep -E '^(OPENBLAS_|OMP_|GOMP_|MKL_|DNNL_|ONEDNN_|DISTGAN_)' || true); do forward_env+=(-x "$v"); done
 
 # Each rank on its own core, as `--bind-to core` does on one machine: the test hosts are one
 # machine that Open MPI takes for two, so it would bind both ranks to core 0.
@@ -90,6 +92,7 @@ run_peer() {
 }
 
 links=(${LINKS:-loopback veth $rates})
+variants=(${VARIANTS:-overlap no-overlap bf16-grads ddp})
 for r in $(seq "$repeats"); do
   for link in "${links[@]}"; do
     case $link in
@@ -97,32 +100,41 @@ for r in $(seq "$repeats"); do
       *) bash cluster/local-hosts.sh shape "$hosts" "$link" ;;
     esac
     echo "[repeat $r/$repeats] $link" >&2
-    run_distgan "$link" overlap
-    run_distgan "$link" no-overlap --set cluster.overlap=false
-    run_distgan "$link" bf16-grads --set cluster.grad_dtype=bfloat16
-    run_peer "$link"
+    for variant in "${variants[@]}"; do
+      case $variant in
+        overlap) run_distgan "$link" overlap ;;
+        no-overlap) run_distgan "$link" no-overlap --set cluster.overlap=false ;;
+        bf16-grads) run_distgan "$link" bf16-grads --set cluster.grad_dtype=bfloat16 ;;
+        amp) run_distgan "$link" amp --set training.amp=bf16 ;;
+        amp-bf16-grads) run_distgan "$link" amp-bf16-grads --set training.amp=bf16 --set cluster.grad_dtype=bfloat16 ;;
+        ddp) run_peer "$link" ;;
+        *) echo "bench/scaling.sh: unknown variant '$variant'" >&2; exit 2 ;;
+      esac
+    done
   done
 done
 bash cluster/local-hosts.sh shape "$hosts" off
 
 mkdir -p "$build/bench"
-$py - "$lines" "$build/bench/$json.json" "$repeats" "${links[*]}" "$model" "$per_rank" <<'PY'
+$py - "$lines" "$build/bench/$json.json" "$repeats" "${links[*]}" "$model" "$per_rank" "${variants[*]}" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 links = sys.argv[4].split()
 def med(link, variant, key=lambda r: r["images_per_s"]):
     v = [key(r) for r in runs if r["link"] == link and r["variant"] == variant]
     return statistics.median(v) if v else float("nan")
-variants = [("overlap", "distgan (overlap)"), ("no-overlap", "distgan (overlap off)"),
-            ("bf16-grads", "distgan (bf16 grads)"), ("ddp", "PyTorch DDP")]
-print(f"{'link':<9} {'run':<22} {'img/s':>7} {'comm wait':>10} {'of veth':>8} {'vs DDP':>7}")
+names = {"overlap": "distgan (overlap)", "no-overlap": "distgan (overlap off)",
+         "bf16-grads": "distgan (bf16 grads)", "amp": "distgan (bf16 autocast)",
+         "amp-bf16-grads": "distgan (autocast+grads)", "ddp": "PyTorch DDP"}
+variants = [(v, names[v]) for v in sys.argv[7].split()]
+print(f"{'link':<9} {'run':<24} {'img/s':>7} {'comm wait':>10} {'of veth':>8} {'vs DDP':>7}")
 for link in links:
     for v, name in variants:
         ips = med(link, v)
         comm = med(link, v, lambda r: r["share"]["comm"]) if v != "ddp" else None
         of_veth = ips / med("veth", v)
         vs = ips / med(link, "ddp")
-        print(f"{link:<9} {name:<22} {ips:>7.0f} {'' if comm is None else f'{100 * comm:.1f}%':>10} "
+        print(f"{link:<9} {name:<24} {ips:>7.0f} {'' if comm is None else f'{100 * comm:.1f}%':>10} "
               f"{100 * of_veth:>7.0f}% {vs:>7.2f}")
 print(f"(median of {sys.argv[3]} runs; {sys.argv[5]}, batch {sys.argv[6]} per rank, 2 ranks, rank r on core r; comm wait: "
       "share of the step waiting for gradient all-reduces after backward; of veth: throughput against the "
