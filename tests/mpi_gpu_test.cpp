@@ -88,16 +88,28 @@ TEST(Gpu, MpiBackendTrainingOnOneSharedGpuMatchesCpu) {
 }
 
 #ifdef DISTGAN_HAVE_NCCL
-TEST(Gpu, NcclAllreduceAndBroadcastGiveKnownValues) {
-  SKIP_WITHOUT_GPU();
+// Where this rank's NCCL tests run. One GPU per rank: a communicator across the world, rank r on
+// cuda:r. Fewer GPUs than ranks: a one-rank communicator per rank on cuda:0 (NCCL refuses two ranks
+// on one GPU).
+struct NcclPlace {
+  MPI_Comm base = MPI_COMM_SELF;
+  int device = 0;
+};
+
+NcclPlace nccl_place() {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const bool gpu_each = static_cast<int>(torch::cuda::device_count()) >= size;
-  // One GPU per rank: across the world. One GPU only: a one-rank NCCL communicator per rank.
-  cluster::NcclCommunicator nccl(gpu_each ? MPI_COMM_WORLD : MPI_COMM_SELF, gpu_each ? rank : 0, 30);
+  if (static_cast<int>(torch::cuda::device_count()) < size) return {};
+  return {MPI_COMM_WORLD, rank};
+}
+
+TEST(Gpu, NcclAllreduceAndBroadcastGiveKnownValues) {
+  SKIP_WITHOUT_GPU();
+  const NcclPlace place = nccl_place();
+  cluster::NcclCommunicator nccl(place.base, place.device, 30);
   const int n = nccl.size(), r = nccl.rank();
-  const torch::Device dev(torch::kCUDA, gpu_each ? rank : 0);
+  const torch::Device dev(torch::kCUDA, place.device);
   torch::Tensor t = torch::arange(4, torch::kFloat32).add(r).to(dev);
   nccl.allreduce(t, {cluster::ReduceOp::kSum})->wait();
   const torch::Tensor want = torch::arange(4, torch::kFloat32) * n + n * (n - 1) / 2.0;
@@ -120,13 +132,9 @@ TEST(Gpu, NcclAllreduceAndBroadcastGiveKnownValues) {
 // stream. Also allgather, the coalesced broadcast, and a tensor on another GPU refused by name.
 TEST(Gpu, NcclFollowsTheCurrentStreamAndChecksDevices) {
   SKIP_WITHOUT_GPU();
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int gpus = static_cast<int>(torch::cuda::device_count());
-  const bool gpu_each = gpus >= size;
-  const int device = gpu_each ? rank : 0;
-  cluster::NcclCommunicator nccl(gpu_each ? MPI_COMM_WORLD : MPI_COMM_SELF, device, 30);
+  const int device = nccl_place().device;
+  cluster::NcclCommunicator nccl(nccl_place().base, device, 30);
   const int n = nccl.size(), r = nccl.rank();
   const torch::Device dev(torch::kCUDA, device);
   c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device));
