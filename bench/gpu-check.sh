@@ -9,7 +9,7 @@
 #           the packed libraries need, builds build-gpu/ against the machine's PyTorch
 #           (torch.utils.cmake_prefix_path) with nvcc and NCCL found by themselves. About 2-3 min
 #           (12 min on 2 busy cores here, 11 CPU-minutes; a CUDA LibTorch's headers cost more).
-#   test    the GPU tests (ctest -R 'Gpu|gpu_train|...'), the first 10 steps' losses on the GPU
+#   test    the GPU tests (ctest -R 'Gpu|gpu_train|Nccl|...'), the first 10 steps' losses on the GPU
 #           against a CPU run, 2 ranks on the one GPU with the MPI backend. About 2 min.
 #   bench   DCGAN-28 images/s at batch 64 and 512 against the same model as a PyTorch eager script
 #           and under torch.compile (bench/peer/dcgan_gpu.py); prints the table and writes it to
@@ -157,7 +157,7 @@ phase_test() {
   setup
   ensure_build
   export DISTGAN_TEST_DATA=$data  # the GPU machine has no dataset-fashion-mnist package
-  (cd "$build_dir" && ctest --output-on-failure -R 'Gpu|gpu_train|Backend|DeviceChoice|Checkpoint|mpi_shards') \
+  (cd "$build_dir" && ctest --output-on-failure -R 'Gpu|gpu_train|Backend|DeviceChoice|Nccl|Checkpoint|mpi_shards') \
     > "$logs/ctest.log" 2>&1
   tests_rc=$?
   # ctest counts a skipped test (no GPU, or a CPU-only LibTorch) as passed: counted apart here.
@@ -188,7 +188,7 @@ PY
 | check | result |
 | --- | --- |
 | build against the CUDA LibTorch, NCCL on | yes: $version |
-| tests (ctest -R 'Gpu\|gpu_train\|Backend\|DeviceChoice\|Checkpoint\|mpi_shards') | ${tests#ctest } |
+| tests (ctest -R 'Gpu\|gpu_train\|Backend\|DeviceChoice\|Nccl\|Checkpoint\|mpi_shards') | ${tests#ctest } |
 | first 10 steps' losses, GPU vs CPU (largest relative difference, tolerance $tolerance) | $losses_ok ($worst) |
 | 2 ranks on one GPU, MPI backend | $shared_ok |
 EOF
