@@ -134,12 +134,7 @@ TEST(SpectralNorm, DcganDiscriminatorUsesItAndDropsBatchNorm) {
 }
 
 TEST(Conditional, ProjectionDiscriminatorAddsTheClassTermByHand) {
-  ModelSpec spec;
-  spec.name = "mlp";
-  spec.sample_shape = {2};
-  spec.z_dim = 3;
-  spec.mlp_width = 5;
-  spec.mlp_depth = 1;
+  ModelSpec spec = testing::small_mlp(5, 1);
   spec.num_classes = 4;
   GanModels m = build_models(spec);
   ASSERT_TRUE(is_conditional(m.generator));

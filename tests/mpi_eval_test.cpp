@@ -5,14 +5,16 @@
 
 #include <functional>
 #include <numeric>
+#include <optional>
+#include <utility>
 
 #include "cluster/mpi_communicator.h"
 #include "data/dataset_writer.h"
 #include "data/importers.h"
-#include "tests/test_util.h"
 #include "tests/test_models.h"
-#include "trainer/run/agreed_failure.h"
+#include "tests/test_util.h"
 #include "trainer/eval/classifier.h"
+#include "trainer/run/agreed_failure.h"
 #include "trainer/run/distributed_eval.h"
 
 namespace distgan {
@@ -25,8 +27,8 @@ void write_images(const std::string& path, std::vector<int64_t> shape, uint8_t (
   data::DatasetContents images;
   images.name = "/images";
   images.shape = std::move(shape);
-  images.u8.resize(static_cast<size_t>(std::accumulate(images.shape.begin(), images.shape.end(), int64_t{1},
-                                                       std::multiplies<int64_t>())));
+  images.u8.resize(static_cast<size_t>(
+      std::accumulate(images.shape.begin(), images.shape.end(), int64_t{1}, std::multiplies<int64_t>())));
   for (size_t i = 0; i < images.u8.size(); ++i) images.u8[i] = pixel(i);
   data::WriteOptions w;
   w.overwrite = true;
@@ -48,7 +50,8 @@ void expect_same_metrics(const EvalResult& split, const EvalResult& whole) {
   ASSERT_FALSE(whole.metrics.empty()) << whole.what;
   for (size_t i = 0; i < whole.metrics.size(); ++i) {
     EXPECT_EQ(split.metrics[i].first, whole.metrics[i].first);
-    EXPECT_NEAR(split.metrics[i].second, whole.metrics[i].second, 1e-5 * std::max(1.0, std::abs(whole.metrics[i].second)))
+    EXPECT_NEAR(split.metrics[i].second, whole.metrics[i].second,
+                1e-5 * std::max(1.0, std::abs(whole.metrics[i].second)))
         << whole.metrics[i].first;
   }
   EXPECT_EQ(split.what, whole.what);
@@ -59,6 +62,21 @@ EvalResult evaluate_on_one_rank(const EvalOptions& o, torch::nn::Sequential& g, 
   Evaluator whole(o, spec.sample_shape);
   auto [samples, labels] = generate_for_eval(g, spec, whole.sample_count(), seed, torch::kCPU);
   return whole.evaluate(samples, labels);
+}
+
+// `g` evaluated split across the ranks and, on rank 0, by rank 0 alone; rank 0 expects the same
+// metrics and gets both results (split, whole) for further checks; other ranks get nothing.
+std::optional<std::pair<EvalResult, EvalResult>> expect_split_equals_one_rank(const EvalOptions& o,
+                                                                              torch::nn::Sequential& g,
+                                                                              const ModelSpec& spec, uint64_t seed,
+                                                                              cluster::Communicator& world) {
+  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
+  const auto split = evaluate_across_ranks(mine, g, spec, seed, torch::kCPU, world);
+  EXPECT_EQ(split.has_value(), world.rank() == 0);
+  if (world.rank() != 0 || !split) return std::nullopt;
+  EvalResult whole = evaluate_on_one_rank(o, g, spec, seed);
+  expect_same_metrics(*split, whole);
+  return std::make_pair(*split, std::move(whole));
 }
 
 TEST(DistributedEval, TwoRanksGiveTheMixtureNumbersOfOne) {
@@ -72,18 +90,10 @@ TEST(DistributedEval, TwoRanksGiveTheMixtureNumbersOfOne) {
   EvalOptions o;
   o.real.path = dir.path("grid.h5");
   o.real.dataset = "/samples";
-  ModelSpec spec;
-  spec.name = "mlp";
-  spec.sample_shape = {2};
-  spec.z_dim = 3;
-  spec.mlp_width = 32;
-  spec.mlp_depth = 2;
+  const ModelSpec spec = testing::small_mlp(32, 2);
   torch::manual_seed(4);
   GanModels models = build_models(spec);
-  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
-  const auto split = evaluate_across_ranks(mine, models.generator, spec, 7, torch::kCPU, world);
-  ASSERT_EQ(split.has_value(), world.rank() == 0);
-  if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 7));
+  expect_split_equals_one_rank(o, models.generator, spec, 7, world);
 }
 
 // RGB images at 32 px, a tiny resnet, features by a TorchScript projection; 1,101 samples: the
@@ -102,9 +112,7 @@ TEST(DistributedEval, TwoRanksGiveTheImageNumbersOfOne) {
   const ModelSpec spec = testing::tiny_resnet32_spec();
   torch::manual_seed(5);
   GanModels models = build_models(spec);
-  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
-  const auto split = evaluate_across_ranks(mine, models.generator, spec, 3, torch::kCPU, world);
-  if (world.rank() == 0) expect_same_metrics(*split, evaluate_on_one_rank(o, models.generator, spec, 3));
+  expect_split_equals_one_rank(o, models.generator, spec, 3, world);
 }
 
 // A conditional model scored by a dataset classifier: the classes each rank's samples are predicted as
@@ -138,16 +146,14 @@ TEST(DistributedEval, TwoRanksGiveTheConditionalNumbersOfOne) {
   o.classifier = dir.path("classifier.h5");
   o.samples = 501;  // shares of 251 and 250
   o.reference = 300;
-  Evaluator mine(o, spec.sample_shape, world.rank() == 0);
-  ASSERT_TRUE(mine.predicts_classes());
-  const auto split = evaluate_across_ranks(mine, models.generator, spec, 9, torch::kCPU, world);
-  if (world.rank() != 0) return;
-  const EvalResult whole = evaluate_on_one_rank(o, models.generator, spec, 9);
-  expect_same_metrics(*split, whole);
-  EXPECT_TRUE(std::any_of(whole.metrics.begin(), whole.metrics.end(),
-                          [](const auto& m) { return m.first == "class_accuracy"; }))
-      << whole.text();
-  EXPECT_EQ(split->class_accuracy, whole.class_accuracy);
+  ASSERT_TRUE(Evaluator(o, spec.sample_shape, false).predicts_classes());
+  const auto results = expect_split_equals_one_rank(o, models.generator, spec, 9, world);
+  if (!results) return;
+  const auto& [split, whole] = *results;
+  EXPECT_TRUE(std::any_of(whole.metrics.begin(), whole.metrics.end(), [](const auto& m) {
+    return m.first == "class_accuracy";
+  })) << whole.text();
+  EXPECT_EQ(split.class_accuracy, whole.class_accuracy);
 }
 
 // A feature module that fails on rank 1 only (its own copy of the file is bad) stops both ranks
@@ -171,7 +177,8 @@ TEST(DistributedEval, AFeatureModuleFailingOnOneRankStopsEveryRank) {
     ADD_FAILURE() << "no AgreedFailure";
   } catch (const AgreedFailure& e) {
     EXPECT_NE(std::string(e.what()).find("rank 1: "), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("features.pt: the TorchScript module returned"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("features.pt: the TorchScript module returned"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -1,7 +1,6 @@
 // Run on 2 ranks by ctest. cluster.overlap: the gradient all-reduces start during backward and give
 // the same numbers, bit for bit, as starting them all after backward.
 #include <gtest/gtest.h>
-
 #include <mpi.h>
 
 #include "cluster/gradient_buckets.h"
@@ -120,7 +119,8 @@ void expect_overlap_changes_no_bit(const ModelSpec& spec, StepOptions options) {
       s->g_step(std::vector<GMicroBatch>{{z.narrow(0, 0, 2), {}, {}}, {z.narrow(0, 2, 2), {}, {}}});
     }
     const auto a = parameters_of(on), b = parameters_of(off);
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "step " << step << " parameter " << i;
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(torch::equal(a[i], b[i])) << "step " << step << " parameter " << i;
   }
   EXPECT_EQ(on.compare_replicas(), "");
 }
@@ -137,12 +137,7 @@ TEST(DistributedStep, OverlapOnAndOffMakeBitwiseIdenticalResnetUpdatesWithR1AndA
 }
 
 TEST(DistributedStep, OverlapOnAndOffMakeBitwiseIdenticalWganGpUpdates) {
-  ModelSpec spec;
-  spec.name = "mlp";
-  spec.sample_shape = {2};
-  spec.z_dim = 3;
-  spec.mlp_width = 64;
-  spec.mlp_depth = 3;
+  const ModelSpec spec = testing::small_mlp(64, 3);
   StepOptions options;
   options.loss = LossKind::kWganGp;
   options.lr_d = options.lr_g = 1e-3;

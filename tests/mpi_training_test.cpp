@@ -17,12 +17,7 @@ namespace {
 constexpr int64_t kPerRank = 8;
 
 ModelSpec mlp_spec(bool batchnorm) {
-  ModelSpec s;
-  s.name = "mlp";
-  s.sample_shape = {2};
-  s.z_dim = 3;
-  s.mlp_width = 16;
-  s.mlp_depth = 2;
+  ModelSpec s = testing::small_mlp(16, 2);
   s.mlp_batchnorm = batchnorm;
   return s;
 }

@@ -10,25 +10,18 @@
 
 #include "cluster/nccl_communicator.h"
 #include "tests/fake_nccl/fake_nccl.h"
+#include "tests/test_util.h"
 
 namespace distgan {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::error_message;
 
 double seconds_taken(const std::function<void()>& f) {
   const auto t0 = Clock::now();
   f();
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string failure(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cluster::ClusterError& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(NcclFake, NonBlockingInitIsPolledUntilReadyAndShutdownFinalizesThenDestroys) {
@@ -55,7 +48,8 @@ TEST(NcclFake, AStuckInitEndsInTheWatchdogErrorAndAnAbort) {
   fake_nccl::reset(script);
   std::string message;
   EXPECT_LT(seconds_taken([&] {
-              message = failure([] { cluster::NcclCommunicator comm(MPI_COMM_SELF, 0, /*timeout_s=*/0.3); });
+              message = error_message<cluster::ClusterError>(
+                  [] { cluster::NcclCommunicator comm(MPI_COMM_SELF, 0, /*timeout_s=*/0.3); });
             }),
             5.0);
   EXPECT_NE(message.find("collective watchdog: rank 0: ncclCommInitRank (rank 0 of 1, cuda:0) did not complete "
@@ -72,7 +66,8 @@ TEST(NcclFake, AFailedInitNamesNcclsLastError) {
   fake_nccl::Script script;
   script.init_returns = ncclSystemError;
   fake_nccl::reset(script);
-  const std::string message = failure([] { cluster::NcclCommunicator comm(MPI_COMM_SELF, 0, 10); });
+  const std::string message =
+      error_message<cluster::ClusterError>([] { cluster::NcclCommunicator comm(MPI_COMM_SELF, 0, 10); });
   EXPECT_EQ(message,
             "nccl backend: rank 0: ncclCommInitRank (rank 0 of 1, cuda:0) failed: unhandled system error "
             "(NCCL: fake: connection to rank 1 closed)");
@@ -104,9 +99,9 @@ TEST(NcclFake, WithTheWatchdogOffTheCommunicatorIsBlockingAndNotPolled) {
 TEST(NcclFake, NcclCommBlockingInTheEnvironmentIsWarnedAbout) {
   fake_nccl::reset({});
   setenv("NCCL_COMM_BLOCKING", "1", 1);
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   { cluster::NcclCommunicator comm(MPI_COMM_SELF, 0, 10); }
-  const std::string err = testing::internal::GetCapturedStderr();
+  const std::string err = ::testing::internal::GetCapturedStderr();
   unsetenv("NCCL_COMM_BLOCKING");
   EXPECT_NE(err.find("distgan: warning: rank 0: NCCL_COMM_BLOCKING=1 makes NCCL's calls block"), std::string::npos)
       << err;

@@ -15,6 +15,17 @@ inline ModelSpec small_dcgan() {
   return s;
 }
 
+// The MLP on 2-D points (the mixtures), z 3, `depth` hidden layers of `width`.
+inline ModelSpec small_mlp(int64_t width, int64_t depth) {
+  ModelSpec s;
+  s.name = "mlp";
+  s.sample_shape = {2};
+  s.z_dim = 3;
+  s.mlp_width = width;
+  s.mlp_depth = depth;
+  return s;
+}
+
 // The resnet at 32 px, RGB, at width 2 with spectral norm in D: the whole architecture in a few
 // milliseconds per step.
 inline ModelSpec tiny_resnet32_spec() {

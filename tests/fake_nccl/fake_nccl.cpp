@@ -14,11 +14,13 @@ int polls_left = 0;
 bool hanging = false;
 int device = 0;
 char comm_storage[8];  // what the fake communicator handle points at
-int handles[64];       // streams and events: distinct non-null pointers
+int handles[2];        // the stream and the events: non-null pointers
 
 }  // namespace
 
-int Record::count(const std::string& call) const { return static_cast<int>(std::count(calls.begin(), calls.end(), call)); }
+int Record::count(const std::string& call) const {
+  return static_cast<int>(std::count(calls.begin(), calls.end(), call));
+}
 
 int Record::first(const std::string& call) const {
   const auto it = std::find(calls.begin(), calls.end(), call);
@@ -93,11 +95,16 @@ const char* ncclGetLastError(ncclComm_t) { return current.last_error.c_str(); }
 
 const char* ncclGetErrorString(ncclResult_t result) {
   switch (result) {
-    case ncclSuccess: return "no error";
-    case ncclSystemError: return "unhandled system error";
-    case ncclRemoteError: return "remote process exited or there was a network error";
-    case ncclInProgress: return "NCCL operation in progress";
-    default: return "fake NCCL error";
+    case ncclSuccess:
+      return "no error";
+    case ncclSystemError:
+      return "unhandled system error";
+    case ncclRemoteError:
+      return "remote process exited or there was a network error";
+    case ncclInProgress:
+      return "NCCL operation in progress";
+    default:
+      return "fake NCCL error";
   }
 }
 
