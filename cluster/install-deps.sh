@@ -26,7 +26,7 @@ done
 
 packages=(
   build-essential cmake pkg-config
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libdnnl-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev libyaml-cpp-dev libgtest-dev libpng-dev zlib1g-dev
   libjpeg62-turbo-dev libexif-dev libwebp-dev

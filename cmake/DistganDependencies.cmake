@@ -66,6 +66,35 @@ add_library(distgan_torch INTERFACE)
 target_link_libraries(distgan_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(distgan_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 
+# oneDNN (libdnnl-dev 2.x): G's transposed convolutions on oneDNN's kernels on the CPU
+# (trainer/model/onednn_conv_transpose.h). Only beside a CPU LibTorch: Debian's LibTorch links the
+# same libdnnl.so.2, so the process has one oneDNN; a CUDA (pip) LibTorch carries its own copy and
+# LibTorch 2.x already runs transposed convolutions on it. Found directly (headers and library):
+# Debian's dnnl-config.cmake also demands OpenCL, which distgan does not use.
+set(DISTGAN_HAVE_ONEDNN OFF)
+if(NOT DISTGAN_WITH_ONEDNN STREQUAL "OFF" AND NOT C10_CUDA_LIBRARY)
+  find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp)
+  find_library(DNNL_LIBRARY NAMES dnnl)
+  set(distgan_dnnl_major "")
+  if(DNNL_INCLUDE_DIR)
+    file(STRINGS "${DNNL_INCLUDE_DIR}/oneapi/dnnl/dnnl_version.h" distgan_dnnl_major REGEX "define DNNL_VERSION_MAJOR")
+    string(REGEX REPLACE ".*MAJOR +([0-9]+).*" "\\1" distgan_dnnl_major "${distgan_dnnl_major}")
+  endif()
+  if(DNNL_LIBRARY AND distgan_dnnl_major STREQUAL "2")
+    set(DISTGAN_HAVE_ONEDNN ON)
+    add_library(distgan_onednn INTERFACE)
+    target_include_directories(distgan_onednn SYSTEM INTERFACE ${DNNL_INCLUDE_DIR})
+    target_link_libraries(distgan_onednn INTERFACE ${DNNL_LIBRARY})
+    target_compile_definitions(distgan_onednn INTERFACE DISTGAN_HAVE_ONEDNN=1)
+    message(STATUS "distgan: oneDNN ${DNNL_LIBRARY} (transposed convolutions on the CPU)")
+  elseif(DISTGAN_WITH_ONEDNN STREQUAL "ON")
+    message(FATAL_ERROR "distgan: DISTGAN_WITH_ONEDNN=ON but oneDNN 2.x was not found (Debian 12: libdnnl-dev; "
+                        "found major version '${distgan_dnnl_major}', library '${DNNL_LIBRARY}').")
+  endif()
+elseif(DISTGAN_WITH_ONEDNN STREQUAL "ON")
+  message(FATAL_ERROR "distgan: DISTGAN_WITH_ONEDNN=ON needs a CPU LibTorch (this one is a CUDA build).")
+endif()
+
 # NCCL: compiled in when the CUDA toolkit's nccl.h and libnccl are found. A CUDA LibTorch brings its
 # own NCCL (pip's nvidia-nccl beside torch, or in its lib/): that copy is looked for first, so one NCCL
 # is loaded in the process (two copies under one soname would be two separate NCCLs). pip's NCCL has

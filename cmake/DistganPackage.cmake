@@ -20,6 +20,9 @@ set(distgan_deb_depends
   "libpng16-16 (>= 1.6.2-1)" "zlib1g (>= 1:1.2.0)" "libjpeg62-turbo (>= 1.3.1)"
   "libexif12 (>= 0.6.21-1~)" "libwebp7 (>= 1.2.4)"
   "libc6 (>= 2.34)" "libstdc++6 (>= 12)" "libgcc-s1 (>= 3.0)")
+if(DISTGAN_HAVE_ONEDNN)  # transposed convolutions on oneDNN (the libdnnl.so.2 LibTorch links too)
+  list(APPEND distgan_deb_depends "libdnnl2 (>= 2.6)")
+endif()
 if(TARGET distgan_events)  # TensorBoard event files, compiled in when protobuf was found
   list(APPEND distgan_deb_depends "libprotobuf32 (>= 3.21.12)")
 endif()

@@ -11,6 +11,7 @@
 #include "cluster/world.h"
 #include "launcher/commands.h"
 #include "trainer/config/config.h"
+#include "trainer/model/onednn_conv_transpose.h"
 #include "trainer/outputs/version.h"
 
 namespace {
@@ -22,7 +23,8 @@ std::string rank_prefix() {
   return "";
 }
 
-// "distgan 0.1.0 (LibTorch 1.13.0 without CUDA, NCCL 2.28.9 compiled in, 2.28.9 loaded)": what this
+// "distgan 0.1.0 (LibTorch 1.13.0 without CUDA, NCCL 2.28.9 compiled in, 2.28.9 loaded, oneDNN 2.6.3
+// transposed convolutions)": what this
 // build can do, and which NCCL the dynamic loader found (a problem with it is named here too).
 std::string version_text() {
   std::string nccl = "no NCCL";
@@ -33,8 +35,11 @@ std::string version_text() {
   nccl = "NCCL " + nccl_version_text(NCCL_VERSION_CODE) + " compiled in, " + nccl_version_text(loaded) + " loaded" +
          (problem.empty() ? "" : ": " + problem);
 #endif
+  const std::string onednn = distgan::onednn_compiled_in()
+                                 ? "oneDNN " + distgan::onednn_version() + " transposed convolutions"
+                                 : "LibTorch transposed convolutions";
   return std::string("distgan ") + distgan::distgan_version() + " (LibTorch " + TORCH_VERSION +
-         (distgan::cluster::libtorch_has_cuda() ? " with CUDA" : " without CUDA") + ", " + nccl + ")";
+         (distgan::cluster::libtorch_has_cuda() ? " with CUDA" : " without CUDA") + ", " + nccl + ", " + onednn + ")";
 }
 
 }  // namespace

@@ -84,6 +84,7 @@ struct ClusterConfig {
   std::string device = "cpu";
   int64_t threads = 0;
   std::string memory_format = "auto";  // auto (channels_last for resnet) | channels_last | contiguous
+  std::string conv_transpose = "auto";  // auto (oneDNN where compiled in) | onednn | libtorch
   double bucket_mb = 4.0;
   bool overlap = true;  // each gradient bucket's all-reduce starts during backward
   std::string grad_dtype = "float32";  // float32 | bfloat16: what the gradient all-reduces move

@@ -266,6 +266,11 @@ std::vector<ConfigKey> build_schema() {
                 {"auto", "channels_last", "contiguous"},
                 "layout of conv weights and image activations; auto: channels_last for resnet (1.33x faster "
                 "on CPU), contiguous for dcgan (no difference measured)")),
+      may_change_on_resume(string_key("cluster", &C::cluster, "conv_transpose", &U::conv_transpose,
+                {"auto", "onednn", "libtorch"},
+                "kernel of G's transposed convolutions on the CPU in float32: auto is onednn when compiled in "
+                "(2.5x faster than LibTorch 1.13's own), libtorch otherwise; GPUs and bf16 autocast always "
+                "use LibTorch's")),
       may_change_on_resume(float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
                   "gradient bucket size for the all-reduce, in MiB (at most: a model gets buckets of an "
                   "eighth of its gradients when that is smaller, but not under 0.25 MiB)")),

@@ -11,6 +11,15 @@
 
 namespace distgan {
 
+// Whether CPU autocast is on in this thread (inside a BF16Autocast scope on the CPU, or torch's own).
+inline bool cpu_autocast_enabled() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 class BF16Autocast {
  public:
   BF16Autocast(bool enabled, c10::DeviceType device) : enabled_(enabled), cpu_(device == c10::DeviceType::CPU) {

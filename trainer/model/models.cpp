@@ -1,5 +1,6 @@
 #include "trainer/model/models.h"
 
+#include "trainer/model/onednn_conv_transpose.h"
 #include "trainer/model/resnet.h"
 
 #include <cmath>
@@ -14,8 +15,9 @@ namespace {
 constexpr double kInitStd = 0.02;      // DCGAN paper: weights from N(0, 0.02)
 constexpr double kLeakySlope = 0.2;    // DCGAN discriminator activations
 
-nn::ConvTranspose2d up(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
-  return nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, k).stride(s).padding(p).bias(bias));
+OnednnConvTranspose2d up(const ModelSpec& spec, int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
+  return OnednnConvTranspose2d(nn::ConvTranspose2dOptions(in, out, k).stride(s).padding(p).bias(bias),
+                               spec.onednn_conv_transpose);
 }
 nn::Conv2d down(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(s).padding(p).bias(bias));
@@ -49,11 +51,11 @@ GanModels dcgan64(const ModelSpec& s) {
   GanModels m;
   m.generator = nn::Sequential(LatentProjection(s.z_dim, 8 * ch, 4), nn::BatchNorm2d(8 * ch), relu());
   for (int64_t width = 8 * ch; width > ch; width /= 2) {
-    m.generator->push_back(up(width, width / 2, 4, 2, 1, false));
+    m.generator->push_back(up(s, width, width / 2, 4, 2, 1, false));
     m.generator->push_back(nn::BatchNorm2d(width / 2));
     m.generator->push_back(relu());
   }
-  m.generator->push_back(up(ch, c, 4, 2, 1, true));
+  m.generator->push_back(up(s, ch, c, 4, 2, 1, true));
   m.generator->push_back(nn::Tanh());
 
   const bool bn = !s.d_spectral_norm;
@@ -83,13 +85,13 @@ GanModels dcgan(const ModelSpec& s) {
   const int64_t g_in = s.z_dim;
   GanModels m;
   m.generator = nn::Sequential(LatentProjection(g_in, 4 * ch, base), nn::BatchNorm2d(4 * ch), relu(),
-                               up(4 * ch, 2 * ch, 4, 2, 1, false), nn::BatchNorm2d(2 * ch), relu());
+                               up(s, 4 * ch, 2 * ch, 4, 2, 1, false), nn::BatchNorm2d(2 * ch), relu());
   if (h == 32) {
-    m.generator->push_back(up(2 * ch, 2 * ch, 4, 2, 1, false));
+    m.generator->push_back(up(s, 2 * ch, 2 * ch, 4, 2, 1, false));
     m.generator->push_back(nn::BatchNorm2d(2 * ch));
     m.generator->push_back(relu());
   }
-  m.generator->push_back(up(2 * ch, c, 4, 2, 1, true));
+  m.generator->push_back(up(s, 2 * ch, c, 4, 2, 1, true));
   m.generator->push_back(nn::Tanh());
 
   const bool bn = !s.d_spectral_norm;  // spectral norm replaces D's batch norm (as in SN-GAN)
@@ -296,6 +298,27 @@ PowerIterationPause::PowerIterationPause(nn::Module& module, bool pause) {
 
 PowerIterationPause::~PowerIterationPause() {
   for (bool* flag : flags_) *flag = true;
+}
+
+OnednnConvTranspose2dImpl::OnednnConvTranspose2dImpl(const nn::ConvTranspose2dOptions& o, bool use_onednn)
+    : nn::ConvTranspose2dImpl(o),
+      use_onednn(use_onednn),
+      onednn_takes_options(o.groups() == 1 && *o.dilation() == *torch::ExpandingArray<2>(1) &&
+                           *o.output_padding() == *torch::ExpandingArray<2>(0) &&
+                           torch::enumtype::get_enum_name(o.padding_mode()) == "kZeros"),
+      stride_h((*o.stride())[0]),
+      stride_w((*o.stride())[1]),
+      padding_h((*o.padding())[0]),
+      padding_w((*o.padding())[1]) {}
+
+torch::Tensor OnednnConvTranspose2dImpl::forward(const torch::Tensor& input,
+                                                 const c10::optional<at::IntArrayRef>& output_size) {
+  if (!use_onednn || !onednn_takes_options || output_size || !onednn_conv_transpose_applies(input, weight))
+    return nn::ConvTranspose2dImpl::forward(input, output_size);
+  ConvTranspose2dGeometry geometry;
+  geometry.stride = {stride_h, stride_w};
+  geometry.padding = {padding_h, padding_w};
+  return onednn_conv_transpose2d(input, weight, bias, geometry);
 }
 
 bool is_conditional(nn::Sequential& module) {

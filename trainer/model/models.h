@@ -36,6 +36,7 @@ struct ModelSpec {
   int64_t num_classes = 0;  // > 0: class-conditional G and D
   bool d_spectral_norm = false;
   bool ema = false;         // also build generator_ema (a second G whose parameters track G's average)
+  bool onednn_conv_transpose = true;  // G's transposed convolutions on oneDNN where they apply (CPU, float32)
 };
 
 // W / sigma(W) for a weight [out, ...] viewed as [out, in]; u [out] and v [in] are the power
@@ -111,6 +112,18 @@ struct CategoricalLatentImpl : torch::nn::Module {
   double noise_scale;
 };
 TORCH_MODULE(CategoricalLatent);
+
+// torch::nn::ConvTranspose2d (same parameters, names, initialisation and checkpoints) whose forward
+// runs on oneDNN when `use_onednn` is set and the tensors are ones it takes (onednn_conv_transpose.h:
+// CPU, float32, no autocast, no explicit output size), and on LibTorch's kernel otherwise.
+struct OnednnConvTranspose2dImpl : torch::nn::ConvTranspose2dImpl {
+  OnednnConvTranspose2dImpl(const torch::nn::ConvTranspose2dOptions& options, bool use_onednn);
+  torch::Tensor forward(const torch::Tensor& input, const c10::optional<at::IntArrayRef>& output_size = c10::nullopt);
+  bool use_onednn;
+  bool onednn_takes_options;  // output padding 0, dilation 1, groups 1, zero padding
+  int64_t stride_h, stride_w, padding_h, padding_w;
+};
+TORCH_MODULE(OnednnConvTranspose2d);
 
 struct GanModels {
   torch::nn::Sequential generator;

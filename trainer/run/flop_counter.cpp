@@ -1,5 +1,7 @@
 #include "trainer/run/flop_counter.h"
 
+#include "trainer/model/onednn_conv_transpose.h"
+
 #include <atomic>
 #include <cstring>
 #include <vector>
@@ -68,6 +70,11 @@ double op_flops(const at::RecordFunction& fn) {
     const double passes = (mask.get(0) ? 1 : 0) + (mask.get(1) ? 1 : 0);
     return passes * convolution_flops(input, weight, grad_output, transposed);
   }
+  // distgan's own transposed convolution on oneDNN (trainer/model/onednn_conv_transpose.h).
+  if (std::strcmp(name, kOnednnConvTransposeForwardName) == 0 && in.size() >= 2)
+    return convolution_flops(sizes_of(in[0]), sizes_of(in[1]), {}, /*transposed=*/true);
+  if (std::strcmp(name, kOnednnConvTransposeBackwardName) == 0 && in.size() >= 4)
+    return static_cast<double>(in[3].toInt()) * convolution_flops(sizes_of(in[1]), sizes_of(in[2]), {}, true);
   if ((std::strcmp(name, "aten::mm") == 0 || std::strcmp(name, "aten::bmm") == 0) && in.size() >= 2)
     return matmul_flops(sizes_of(in[0]), sizes_of(in[1]));
   if (std::strcmp(name, "aten::addmm") == 0 && in.size() >= 3) return matmul_flops(sizes_of(in[1]), sizes_of(in[2]));

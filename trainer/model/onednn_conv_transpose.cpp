@@ -1,0 +1,336 @@
+#include "trainer/model/onednn_conv_transpose.h"
+
+#include "trainer/model/autocast.h"
+
+#include <ATen/record_function.h>
+
+#include <stdexcept>
+
+#ifdef DISTGAN_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#endif
+
+namespace distgan {
+
+const char* const kOnednnConvTransposeForwardName = "distgan::conv_transpose2d";
+const char* const kOnednnConvTransposeBackwardName = "distgan::conv_transpose2d_backward";
+
+#ifndef DISTGAN_HAVE_ONEDNN
+
+bool onednn_compiled_in() { return false; }
+std::string onednn_version() { return ""; }
+bool onednn_conv_transpose_applies(const torch::Tensor&, const torch::Tensor&) { return false; }
+torch::Tensor onednn_conv_transpose2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                      const ConvTranspose2dGeometry&) {
+  throw std::invalid_argument("this build of distgan has no oneDNN (CMake found no libdnnl-dev 2.x)");
+}
+
+#else
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dims = memory::dims;
+
+// Below this many output channels oneDNN's direct NHWC kernels lose to its GEMM-based NCHW ones
+// (measured, one core: ConvTranspose2d(128, 1) 5.0 against 1.4 ms, (64, 3) 19.5 against 17.9 ms;
+// every layer with 64 or more output channels was 1.3-1.7x faster in NHWC).
+constexpr int64_t kMinChannelsForNhwc = 16;
+// Shapes whose oneDNN kernels are kept (a training run has a handful; evaluation adds a few batch sizes).
+constexpr size_t kMaxCachedShapes = 64;
+
+// N, C_in, C_out, H, W, kH, kW, stride, padding, bias, NHWC.
+using ShapeKey = std::array<int64_t, 13>;
+
+struct Kernels {
+  dnnl::deconvolution_forward::primitive_desc forward_pd;
+  dnnl::deconvolution_forward forward;
+  dnnl::deconvolution_backward_data::primitive_desc data_pd;
+  dnnl::deconvolution_backward_data backward_data;
+  dnnl::deconvolution_backward_weights::primitive_desc weights_pd;
+  dnnl::deconvolution_backward_weights backward_weights;
+};
+
+struct Problem {
+  Dims src, weights, dst, bias;
+  Dims stride, padding;
+  bool has_bias = false;
+  bool nhwc = false;
+
+  ShapeKey key() const {
+    return {src[0], src[1], dst[1], src[2], src[3], weights[2], weights[3], stride[0], stride[1], padding[0], padding[1],
+            has_bias, nhwc};
+  }
+  std::string describe() const {
+    std::ostringstream s;
+    s << "transposed convolution [" << src[0] << ", " << src[1] << ", " << src[2] << ", " << src[3] << "] -> ["
+      << dst[0] << ", " << dst[1] << ", " << dst[2] << ", " << dst[3] << "], kernel " << weights[2] << "x" << weights[3]
+      << ", stride " << stride[0] << ", padding " << padding[0] << (nhwc ? " (NHWC)" : " (NCHW)");
+    return s.str();
+  }
+};
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+Kernels make_kernels(const Problem& p) {
+  using namespace dnnl;
+  const Tag layout = p.nhwc ? Tag::nhwc : Tag::nchw;
+  const memory::desc src(p.src, memory::data_type::f32, layout), dst(p.dst, memory::data_type::f32, layout);
+  const memory::desc weights(p.weights, memory::data_type::f32, Tag::any);
+  const memory::desc bias(p.bias, memory::data_type::f32, Tag::x);
+  const auto algo = algorithm::deconvolution_direct;
+  const auto forward_desc =
+      p.has_bias ? deconvolution_forward::desc(prop_kind::forward_training, algo, src, weights, bias, dst, p.stride,
+                                               p.padding, p.padding)
+                 : deconvolution_forward::desc(prop_kind::forward_training, algo, src, weights, dst, p.stride, p.padding,
+                                               p.padding);
+  Kernels k;
+  k.forward_pd = deconvolution_forward::primitive_desc(forward_desc, cpu_engine());
+  k.data_pd = deconvolution_backward_data::primitive_desc(
+      deconvolution_backward_data::desc(algo, src, weights, dst, p.stride, p.padding, p.padding), cpu_engine(),
+      k.forward_pd);
+  const auto weights_desc =
+      p.has_bias ? deconvolution_backward_weights::desc(algo, src, weights, bias, dst, p.stride, p.padding, p.padding)
+                 : deconvolution_backward_weights::desc(algo, src, weights, dst, p.stride, p.padding, p.padding);
+  k.weights_pd = deconvolution_backward_weights::primitive_desc(weights_desc, cpu_engine(), k.forward_pd);
+  k.forward = deconvolution_forward(k.forward_pd);
+  k.backward_data = deconvolution_backward_data(k.data_pd);
+  k.backward_weights = deconvolution_backward_weights(k.weights_pd);
+  return k;
+}
+
+// The kernels for a shape, made once (choosing and JIT-compiling them takes longer than running them).
+std::shared_ptr<const Kernels> kernels_for(const Problem& p) {
+  static std::mutex mutex;
+  static std::map<ShapeKey, std::shared_ptr<const Kernels>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto found = cache.find(p.key());
+  if (found != cache.end()) return found->second;
+  if (cache.size() >= kMaxCachedShapes) cache.clear();
+  auto kernels = std::make_shared<const Kernels>(make_kernels(p));
+  cache.emplace(p.key(), kernels);
+  return kernels;
+}
+
+Problem problem_for(const torch::Tensor& input, const torch::Tensor& weight, bool has_bias,
+                    const ConvTranspose2dGeometry& g) {
+  Problem p;
+  const int64_t n = input.size(0), c_in = input.size(1), h = input.size(2), w = input.size(3);
+  const int64_t c_out = weight.size(1), kh = weight.size(2), kw = weight.size(3);
+  const int64_t oh = (h - 1) * g.stride[0] - 2 * g.padding[0] + kh;
+  const int64_t ow = (w - 1) * g.stride[1] - 2 * g.padding[1] + kw;
+  p.src = {n, c_in, h, w};
+  p.weights = {c_out, c_in, kh, kw};
+  p.dst = {n, c_out, oh, ow};
+  p.bias = {c_out};
+  p.stride = {g.stride[0], g.stride[1]};
+  p.padding = {g.padding[0], g.padding[1]};
+  p.has_bias = has_bias;
+  p.nhwc = c_out >= kMinChannelsForNhwc;
+  if (oh <= 0 || ow <= 0) throw std::invalid_argument(p.describe() + ": the output would be empty");
+  return p;
+}
+
+torch::MemoryFormat kernel_format(const Problem& p) {
+  return p.nhwc ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+}
+
+memory wrap(const memory::desc& desc, const torch::Tensor& t) { return memory(desc, cpu_engine(), t.data_ptr()); }
+
+// LibTorch's weight [C_in, C_out, kH, kW] seen as oneDNN's [C_out, C_in, kH, kW], in whatever
+// layout LibTorch holds it (contiguous or channels_last): the strides say where each element is.
+memory weights_view(const Problem& p, const torch::Tensor& weight) {
+  const Dims strides = {weight.stride(1), weight.stride(0), weight.stride(2), weight.stride(3)};
+  return wrap(memory::desc(p.weights, memory::data_type::f32, strides), weight);
+}
+
+// `from` in the layout a kernel wants (a copy when it is not already in it).
+memory in_layout(memory from, const memory::desc& wanted) {
+  if (from.get_desc() == wanted) return from;
+  memory to(wanted, cpu_engine());
+  dnnl::reorder(from, to).execute(thread_stream(), from, to);
+  return to;
+}
+
+[[noreturn]] void rethrow(const Problem& p, const char* pass, const dnnl::error& e) {
+  throw std::runtime_error("oneDNN " + std::string(pass) + " of the " + p.describe() + " failed: " + e.what() +
+                           " (cluster.conv_transpose: libtorch runs LibTorch's kernel instead)");
+}
+
+torch::Tensor forward_on_onednn(const Problem& p, const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias) {
+  try {
+    const auto k = kernels_for(p);
+    torch::Tensor y = torch::empty({p.dst[0], p.dst[1], p.dst[2], p.dst[3]},
+                                   x.options().memory_format(kernel_format(p)));
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(k->forward_pd.src_desc(), x)},
+                                         {DNNL_ARG_WEIGHTS, in_layout(weights_view(p, weight), k->forward_pd.weights_desc())},
+                                         {DNNL_ARG_DST, wrap(k->forward_pd.dst_desc(), y)}};
+    if (p.has_bias) args.emplace(DNNL_ARG_BIAS, wrap(k->forward_pd.bias_desc(), bias));
+    k->forward.execute(thread_stream(), args);
+    thread_stream().wait();
+    return y;
+  } catch (const dnnl::error& e) {
+    rethrow(p, "forward", e);
+  }
+}
+
+struct Gradients {
+  torch::Tensor input, weight, bias;
+};
+
+// dL/dx, dL/dW, dL/db from dL/dy (`grad_y`, in the kernel's layout); only those asked for.
+Gradients backward_on_onednn(const Problem& p, const torch::Tensor& x, const torch::Tensor& weight,
+                             const torch::Tensor& grad_y, bool want_input, bool want_weight, bool want_bias) {
+  Gradients g;
+  try {
+    const auto k = kernels_for(p);
+    const memory dy = wrap(k->data_pd.diff_dst_desc(), grad_y);
+    if (want_input) {
+      g.input = torch::empty_like(x);
+      k->backward_data.execute(thread_stream(),
+                               {{DNNL_ARG_DIFF_DST, dy},
+                                {DNNL_ARG_WEIGHTS, in_layout(weights_view(p, weight), k->data_pd.weights_desc())},
+                                {DNNL_ARG_DIFF_SRC, wrap(k->data_pd.diff_src_desc(), g.input)}});
+    }
+    if (want_weight || want_bias) {
+      g.weight = torch::empty_like(weight);  // the parameter's layout, so its .grad matches it
+      memory dw_user = weights_view(p, g.weight);
+      const bool direct = dw_user.get_desc() == k->weights_pd.diff_weights_desc();
+      memory dw = direct ? dw_user : memory(k->weights_pd.diff_weights_desc(), cpu_engine());
+      std::unordered_map<int, memory> args{
+          {DNNL_ARG_SRC, wrap(k->weights_pd.src_desc(), x)}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_WEIGHTS, dw}};
+      if (p.has_bias) {
+        g.bias = torch::empty({p.bias[0]}, x.options());
+        args.emplace(DNNL_ARG_DIFF_BIAS, wrap(k->weights_pd.diff_bias_desc(), g.bias));
+      }
+      k->backward_weights.execute(thread_stream(), args);
+      if (!direct) dnnl::reorder(dw, dw_user).execute(thread_stream(), dw, dw_user);
+      if (!want_weight) g.weight = torch::Tensor();
+      if (!want_bias) g.bias = torch::Tensor();
+    }
+    thread_stream().wait();
+  } catch (const dnnl::error& e) {
+    rethrow(p, "backward", e);
+  }
+  return g;
+}
+
+// Saved: the input as given (so that a gradient of the gradient reaches it), the weight, the bias.
+// "No bias" is an empty tensor: LibTorch 1.13's Function::apply cannot take an undefined one.
+struct OnednnConvTranspose2d : torch::autograd::Function<OnednnConvTranspose2d> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               const ConvTranspose2dGeometry& geometry) {
+    // Seen by profilers and by the FlopCounter (trainer/run/flop_counter.cpp), as LibTorch's ops are.
+    RECORD_FUNCTION(kOnednnConvTransposeForwardName, std::vector<c10::IValue>({input, weight}));
+    const Problem p = problem_for(input, weight, bias.numel() > 0, geometry);
+    ctx->save_for_backward({input, weight, bias});
+    ctx->saved_data["stride"] = std::vector<int64_t>(geometry.stride.begin(), geometry.stride.end());
+    ctx->saved_data["padding"] = std::vector<int64_t>(geometry.padding.begin(), geometry.padding.end());
+    ctx->saved_data["input_format"] = static_cast<int64_t>(input.suggest_memory_format());
+    return forward_on_onednn(p, input.contiguous(kernel_format(p)), weight, bias)
+        .contiguous(input.suggest_memory_format());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &weight = saved[1];
+    const torch::Tensor bias = saved[2].numel() > 0 ? saved[2] : torch::Tensor();
+    ConvTranspose2dGeometry geometry;
+    const auto stride = ctx->saved_data["stride"].toIntVector(), padding = ctx->saved_data["padding"].toIntVector();
+    geometry.stride = {stride[0], stride[1]};
+    geometry.padding = {padding[0], padding[1]};
+    const auto format = static_cast<torch::MemoryFormat>(ctx->saved_data["input_format"].toInt());
+    const torch::Tensor& grad_y = grad_outputs[0];
+    if (!grad_y.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    if (torch::GradMode::is_enabled()) return differentiable_backward(ctx, x, weight, bias, geometry, grad_y, format);
+
+    const Problem p = problem_for(x, weight, bias.defined(), geometry);
+    const int64_t passes = (ctx->needs_input_grad(0) ? 1 : 0) + (ctx->needs_input_grad(1) ? 1 : 0);
+    RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, weight, passes}));
+    Gradients g = backward_on_onednn(p, x.contiguous(kernel_format(p)), weight, grad_y.contiguous(kernel_format(p)),
+                                     ctx->needs_input_grad(0),
+                                     ctx->needs_input_grad(1), bias.defined() && ctx->needs_input_grad(2));
+    if (g.input.defined()) g.input = g.input.contiguous(format);
+    return {g.input, g.weight, g.bias, torch::Tensor()};
+  }
+
+  // Under create_graph (a gradient penalty through G): LibTorch's op, recomputed from the saved
+  // tensors, so that the gradients are themselves differentiable.
+  static torch::autograd::variable_list differentiable_backward(torch::autograd::AutogradContext* ctx,
+                                                                const torch::Tensor& x, const torch::Tensor& weight,
+                                                                const torch::Tensor& bias,
+                                                                const ConvTranspose2dGeometry& g,
+                                                                const torch::Tensor& grad_y, torch::MemoryFormat format) {
+    const torch::Tensor y = torch::conv_transpose2d(x, weight, bias, g.stride, g.padding);
+    std::vector<torch::Tensor> inputs;
+    std::vector<size_t> slots;
+    const std::array<torch::Tensor, 3> candidates{x, weight, bias};
+    for (size_t i = 0; i < candidates.size(); ++i)
+      if (candidates[i].defined() && candidates[i].requires_grad() && ctx->needs_input_grad(i)) {
+        inputs.push_back(candidates[i]);
+        slots.push_back(i);
+      }
+    torch::autograd::variable_list out(4);
+    if (inputs.empty()) return out;
+    const auto grads = torch::autograd::grad({y}, inputs, {grad_y}, /*retain_graph=*/true, /*create_graph=*/true,
+                                             /*allow_unused=*/true);
+    for (size_t i = 0; i < slots.size(); ++i) out[slots[i]] = grads[i];
+    if (out[0].defined()) out[0] = out[0].contiguous(format);
+    return out;
+  }
+};
+
+}  // namespace
+
+bool onednn_compiled_in() { return true; }
+
+std::string onednn_version() {
+  const dnnl_version_t* v = dnnl::version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
+
+bool onednn_conv_transpose_applies(const torch::Tensor& input, const torch::Tensor& weight) {
+  return input.defined() && weight.defined() && input.dim() == 4 && weight.dim() == 4 && input.size(0) > 0 &&
+         input.numel() > 0 && input.device().is_cpu() && weight.device().is_cpu() &&
+         input.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+         input.layout() == torch::kStrided && weight.layout() == torch::kStrided && !cpu_autocast_enabled();
+}
+
+torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::Tensor& weight,
+                                      const torch::Tensor& bias, const ConvTranspose2dGeometry& geometry) {
+  if (!onednn_conv_transpose_applies(input, weight))
+    throw std::invalid_argument("onednn_conv_transpose2d takes non-empty 4-D float32 CPU tensors outside autocast; got "
+                                "an input of " + std::string(c10::toString(input.scalar_type())) + " on " +
+                                input.device().str() + " with " + std::to_string(input.dim()) + " dimensions");
+  if (input.size(1) != weight.size(0))
+    throw std::invalid_argument("onednn_conv_transpose2d: the input has " + std::to_string(input.size(1)) +
+                                " channels and the weight expects " + std::to_string(weight.size(0)));
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(1) || bias.scalar_type() != torch::kFloat ||
+                         !bias.device().is_cpu()))
+    throw std::invalid_argument("onednn_conv_transpose2d: the bias must be float32 [" + std::to_string(weight.size(1)) +
+                                "] on the CPU");
+  const torch::Tensor w = weight.is_non_overlapping_and_dense() ? weight : weight.contiguous();
+  const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::empty({0}, input.options());
+  return OnednnConvTranspose2d::apply(input, w, b, geometry);
+}
+
+#endif
+
+}  // namespace distgan
