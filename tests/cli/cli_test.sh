@@ -7,14 +7,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
 enter_test_dir
 
-expect_ok "--version names the LibTorch and whether NCCL is in" "^distgan [0-9.]+ \(LibTorch [0-9.]+ with(out)? CUDA, (NCCL [0-9.]+ compiled in, [0-9.]+ loaded|no NCCL)\)$" \
+expect_ok "--version names the LibTorch, whether NCCL is in and the transposed convolutions' kernel" \
+  "^distgan [0-9.]+ \(LibTorch [0-9.]+ with(out)? CUDA, (NCCL [0-9.]+ compiled in, [0-9.]+ loaded|no NCCL), (oneDNN [0-9.]+|LibTorch) transposed convolutions\)$" \
   "$DISTGAN" --version
+# Where libdnnl-dev 2.x is (install-deps.sh installs it) and LibTorch is a CPU one, oneDNN is compiled in.
+if [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] && "$DISTGAN" --version | grep -q "without CUDA"; then
+  expect_ok "oneDNN runs the transposed convolutions where libdnnl-dev is" "oneDNN [0-9.]+ transposed convolutions" \
+    "$DISTGAN" --version
+fi
 # Where the CUDA toolkit is (the build machines, CI), the NCCL backend must be compiled in.
 if [ -f /usr/local/cuda/include/nccl.h ]; then
   expect_ok "the NCCL backend is compiled in where the toolkit is" "NCCL [0-9.]+ compiled in" "$DISTGAN" --version
   # The NCCL found at run time is named beside the one compiled against (here: the toolkit's, both).
   nccl_header=$(awk '/#define NCCL_(MAJOR|MINOR|PATCH) /{printf "%s%s", sep, $3; sep="."}' /usr/local/cuda/include/nccl.h)
-  expect_ok "--version names the NCCL loaded at run time" "NCCL $nccl_header compiled in, $nccl_header loaded\)" \
+  expect_ok "--version names the NCCL loaded at run time" "NCCL $nccl_header compiled in, $nccl_header loaded," \
     "$DISTGAN" --version
 fi
 if "$DISTGAN" --version | grep -q "without CUDA"; then

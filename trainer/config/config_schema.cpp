@@ -269,8 +269,8 @@ std::vector<ConfigKey> build_schema() {
       may_change_on_resume(string_key("cluster", &C::cluster, "conv_transpose", &U::conv_transpose,
                 {"auto", "onednn", "libtorch"},
                 "kernel of G's transposed convolutions on the CPU in float32: auto is onednn when compiled in "
-                "(2.5x faster than LibTorch 1.13's own), libtorch otherwise; GPUs and bf16 autocast always "
-                "use LibTorch's")),
+                "(1.5x faster DCGAN steps than LibTorch 1.13's own kernel), libtorch otherwise; on GPUs "
+                "LibTorch's")),
       may_change_on_resume(float_key("cluster", &C::cluster, "bucket_mb", &U::bucket_mb, 0.001, 1024, false,
                   "gradient bucket size for the all-reduce, in MiB (at most: a model gets buckets of an "
                   "eighth of its gradients when that is smaller, but not under 0.25 MiB)")),

@@ -297,6 +297,28 @@ struct OnednnConvTranspose2d : torch::autograd::Function<OnednnConvTranspose2d> 
   }
 };
 
+// Under CPU autocast LibTorch 1.13 runs conv_transpose2d in float32 (its autocast "fp32" list: bf16
+// inputs are cast up), so the float32 kernel here is what LibTorch would run, after the same cast.
+// LibTorch 2.x autocasts it to bf16 instead: its own op then.
+bool autocast_runs_in_float32() {
+#if TORCH_VERSION_MAJOR >= 2
+  return false;
+#else
+  return cpu_autocast_enabled();
+#endif
+}
+bool autocast_runs_in_bf16() {
+#if TORCH_VERSION_MAJOR >= 2
+  return cpu_autocast_enabled();
+#else
+  return false;
+#endif
+}
+
+bool float_type_taken(torch::ScalarType t) {
+  return t == torch::kFloat || (t == torch::kBFloat16 && autocast_runs_in_float32());
+}
+
 }  // namespace
 
 bool onednn_compiled_in() { return true; }
@@ -309,8 +331,8 @@ std::string onednn_version() {
 bool onednn_conv_transpose_applies(const torch::Tensor& input, const torch::Tensor& weight) {
   return input.defined() && weight.defined() && input.dim() == 4 && weight.dim() == 4 && input.size(0) > 0 &&
          input.numel() > 0 && input.device().is_cpu() && weight.device().is_cpu() &&
-         input.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
-         input.layout() == torch::kStrided && weight.layout() == torch::kStrided && !cpu_autocast_enabled();
+         float_type_taken(input.scalar_type()) && float_type_taken(weight.scalar_type()) &&
+         input.layout() == torch::kStrided && weight.layout() == torch::kStrided && !autocast_runs_in_bf16();
 }
 
 torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::Tensor& weight,
@@ -322,13 +344,15 @@ torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::T
   if (input.size(1) != weight.size(0))
     throw std::invalid_argument("onednn_conv_transpose2d: the input has " + std::to_string(input.size(1)) +
                                 " channels and the weight expects " + std::to_string(weight.size(0)));
-  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(1) || bias.scalar_type() != torch::kFloat ||
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(1) || !float_type_taken(bias.scalar_type()) ||
                          !bias.device().is_cpu()))
     throw std::invalid_argument("onednn_conv_transpose2d: the bias must be float32 [" + std::to_string(weight.size(1)) +
                                 "] on the CPU");
-  const torch::Tensor w = weight.is_non_overlapping_and_dense() ? weight : weight.contiguous();
-  const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::empty({0}, input.options());
-  return OnednnConvTranspose2d::apply(input, w, b, geometry);
+  // Autocast's cast to float32 (differentiable; nothing to do outside autocast).
+  const torch::Tensor x = input.to(torch::kFloat), w32 = weight.to(torch::kFloat);
+  const torch::Tensor w = w32.is_non_overlapping_and_dense() ? w32 : w32.contiguous();
+  const torch::Tensor b = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::empty({0}, x.options());
+  return OnednnConvTranspose2d::apply(x, w, b, geometry);
 }
 
 #endif

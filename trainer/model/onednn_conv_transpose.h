@@ -33,8 +33,10 @@ struct ConvTranspose2dGeometry {
   std::array<int64_t, 2> padding{0, 0};
 };
 
-// Whether onednn_conv_transpose2d() takes these tensors: compiled in, CPU, float32, 4-D input,
-// dense and not under CPU autocast (bf16 goes through LibTorch's op, which autocast casts for).
+// Whether onednn_conv_transpose2d() takes these tensors: compiled in, CPU, float32, 4-D, non-empty,
+// strided, and not under a CPU autocast that would run the op in bf16 (LibTorch 2.x's does). Under
+// LibTorch 1.13's CPU autocast, which runs transposed convolutions in float32 after casting bf16
+// inputs up, bf16 tensors are taken too and cast the same way.
 bool onednn_conv_transpose_applies(const torch::Tensor& input, const torch::Tensor& weight);
 
 // torch::conv_transpose2d(input, weight, bias, stride, padding) on oneDNN. bias may be undefined.
