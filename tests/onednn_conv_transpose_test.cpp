@@ -1,11 +1,14 @@
 // G's transposed convolutions on oneDNN (trainer/model/onednn_conv_transpose.h) against LibTorch's
 // own op: values, gradients, layouts, double backward, the fall-backs and the module's parameters.
+#include "trainer/model/onednn_conv_transpose.h"
+
 #include <gtest/gtest.h>
 #include <torch/version.h>
 
+#include "trainer/config/config.h"
+#include "trainer/config/run_options.h"
 #include "trainer/model/autocast.h"
 #include "trainer/model/models.h"
-#include "trainer/model/onednn_conv_transpose.h"
 #include "trainer/run/flop_counter.h"
 
 namespace distgan {
@@ -31,8 +34,8 @@ Result run(const Case& c, bool onednn) {
   ConvTranspose2dGeometry g;
   g.stride = {c.stride, c.stride};
   g.padding = {c.padding, c.padding};
-  const torch::Tensor y = onednn ? onednn_conv_transpose2d(x, w, b, g)
-                                 : torch::conv_transpose2d(x, w, b, g.stride, g.padding);
+  const torch::Tensor y =
+      onednn ? onednn_conv_transpose2d(x, w, b, g) : torch::conv_transpose2d(x, w, b, g.stride, g.padding);
   const torch::Tensor dy = torch::randn(y.sizes());
   y.backward(dy);
   return {y.detach(), x.grad(), w.grad(), c.bias ? b.grad() : torch::Tensor()};
@@ -191,6 +194,38 @@ TEST(OnednnConvTransposeBuild, DcganUsesTheOnednnModuleUnlessTurnedOff) {
         ++found;
       }
     EXPECT_EQ(found, 2);  // 7 -> 14 and 14 -> 28 (the 1 -> 7 projection is a matrix product)
+  }
+}
+
+TEST(OnednnConvTransposeBuild, ConfigChoosesTheKernelAndRefusesWhatCannotRun) {
+  auto spec_for = [](const std::string& kernel, const std::string& device) {
+    Config c = parse_config("cluster:\n  conv_transpose: " + kernel + "\n  device: " + device + "\n", "c.yaml");
+    return model_spec(c, {1, 28, 28});
+  };
+  EXPECT_FALSE(spec_for("libtorch", "cpu").onednn_conv_transpose);
+  EXPECT_TRUE(spec_for("auto", "cpu").onednn_conv_transpose);   // used where it applies
+  EXPECT_TRUE(spec_for("auto", "cuda").onednn_conv_transpose);  // ...which CUDA tensors never are
+  auto error_of = [&](const std::string& kernel, const std::string& device) {
+    try {
+      spec_for(kernel, device);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of("onednn", "cuda").find("cluster.conv_transpose: onednn runs on the CPU"), std::string::npos)
+      << error_of("onednn", "cuda");
+  if (onednn_compiled_in()) {
+    EXPECT_TRUE(spec_for("onednn", "cpu").onednn_conv_transpose);
+  } else {
+    EXPECT_NE(error_of("onednn", "cpu").find("this build has no oneDNN"), std::string::npos)
+        << error_of("onednn", "cpu");
+  }
+  try {
+    parse_config("cluster:\n  conv_transpose: mkldnn\n", "c.yaml");
+    FAIL() << "an unknown kernel was taken";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("conv_transpose"), std::string::npos) << e.what();
   }
 }
 

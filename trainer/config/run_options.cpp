@@ -143,12 +143,12 @@ ModelSpec model_spec(const Config& config, const std::vector<int64_t>& sample_sh
   s.ema = config.training.ema_half_life_kimg > 0;
   s.onednn_conv_transpose = config.cluster.conv_transpose != "libtorch";
   if (config.cluster.conv_transpose == "onednn") {
-    if (!onednn_compiled_in())
-      throw std::invalid_argument("cluster.conv_transpose: onednn, but this build has no oneDNN (install libdnnl-dev "
-                                  "and rebuild; `distgan --version` says what is compiled in), or use auto");
     if (config.cluster.device != "cpu")
       throw std::invalid_argument("cluster.conv_transpose: onednn runs on the CPU; with cluster.device: " +
                                   config.cluster.device + " use auto (LibTorch's kernels)");
+    if (!onednn_compiled_in())
+      throw std::invalid_argument("cluster.conv_transpose: onednn, but this build has no oneDNN (install libdnnl-dev "
+                                  "and rebuild; `distgan --version` says what is compiled in), or use auto");
   }
   return s;
 }

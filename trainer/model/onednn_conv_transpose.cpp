@@ -1,17 +1,16 @@
 #include "trainer/model/onednn_conv_transpose.h"
 
-#include "trainer/model/autocast.h"
-
 #include <ATen/record_function.h>
 
 #include <stdexcept>
 
-#ifdef DISTGAN_HAVE_ONEDNN
-#include <oneapi/dnnl/dnnl.hpp>
+#include "trainer/model/autocast.h"
 
+#ifdef DISTGAN_HAVE_ONEDNN
 #include <map>
 #include <memory>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <sstream>
 #endif
 
@@ -64,8 +63,8 @@ struct Problem {
   bool nhwc = false;
 
   ShapeKey key() const {
-    return {src[0], src[1], dst[1], src[2], src[3], weights[2], weights[3], stride[0], stride[1], padding[0], padding[1],
-            has_bias, nhwc};
+    return {src[0],    src[1],    dst[1],     src[2],     src[3],   weights[2], weights[3],
+            stride[0], stride[1], padding[0], padding[1], has_bias, nhwc};
   }
   std::string describe() const {
     std::ostringstream s;
@@ -93,11 +92,10 @@ Kernels make_kernels(const Problem& p) {
   const memory::desc weights(p.weights, memory::data_type::f32, Tag::any);
   const memory::desc bias(p.bias, memory::data_type::f32, Tag::x);
   const auto algo = algorithm::deconvolution_direct;
-  const auto forward_desc =
-      p.has_bias ? deconvolution_forward::desc(prop_kind::forward_training, algo, src, weights, bias, dst, p.stride,
-                                               p.padding, p.padding)
-                 : deconvolution_forward::desc(prop_kind::forward_training, algo, src, weights, dst, p.stride, p.padding,
-                                               p.padding);
+  const auto forward_desc = p.has_bias ? deconvolution_forward::desc(prop_kind::forward_training, algo, src, weights,
+                                                                     bias, dst, p.stride, p.padding, p.padding)
+                                       : deconvolution_forward::desc(prop_kind::forward_training, algo, src, weights,
+                                                                     dst, p.stride, p.padding, p.padding);
   Kernels k;
   k.forward_pd = deconvolution_forward::primitive_desc(forward_desc, cpu_engine());
   k.data_pd = deconvolution_backward_data::primitive_desc(
@@ -116,7 +114,7 @@ Kernels make_kernels(const Problem& p) {
 // The kernels for a shape, made once (choosing and JIT-compiling them takes longer than running them).
 std::shared_ptr<const Kernels> kernels_for(const Problem& p) {
   static std::mutex mutex;
-  static std::map<ShapeKey, std::shared_ptr<const Kernels>> cache;
+  static std::map<ShapeKey, std::shared_ptr<const Kernels> > cache;
   std::lock_guard<std::mutex> lock(mutex);
   const auto found = cache.find(p.key());
   if (found != cache.end()) return found->second;
@@ -175,11 +173,12 @@ torch::Tensor forward_on_onednn(const Problem& p, const torch::Tensor& x, const 
                                 const torch::Tensor& bias) {
   try {
     const auto k = kernels_for(p);
-    torch::Tensor y = torch::empty({p.dst[0], p.dst[1], p.dst[2], p.dst[3]},
-                                   x.options().memory_format(kernel_format(p)));
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(k->forward_pd.src_desc(), x)},
-                                         {DNNL_ARG_WEIGHTS, in_layout(weights_view(p, weight), k->forward_pd.weights_desc())},
-                                         {DNNL_ARG_DST, wrap(k->forward_pd.dst_desc(), y)}};
+    torch::Tensor y =
+        torch::empty({p.dst[0], p.dst[1], p.dst[2], p.dst[3]}, x.options().memory_format(kernel_format(p)));
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, wrap(k->forward_pd.src_desc(), x)},
+        {DNNL_ARG_WEIGHTS, in_layout(weights_view(p, weight), k->forward_pd.weights_desc())},
+        {DNNL_ARG_DST, wrap(k->forward_pd.dst_desc(), y)}};
     if (p.has_bias) args.emplace(DNNL_ARG_BIAS, wrap(k->forward_pd.bias_desc(), bias));
     k->forward.execute(thread_stream(), args);
     thread_stream().wait();
@@ -265,8 +264,8 @@ struct OnednnConvTranspose2d : torch::autograd::Function<OnednnConvTranspose2d> 
     const int64_t passes = (ctx->needs_input_grad(0) ? 1 : 0) + (ctx->needs_input_grad(1) ? 1 : 0);
     RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, weight, passes}));
     Gradients g = backward_on_onednn(p, x.contiguous(kernel_format(p)), weight, grad_y.contiguous(kernel_format(p)),
-                                     ctx->needs_input_grad(0),
-                                     ctx->needs_input_grad(1), bias.defined() && ctx->needs_input_grad(2));
+                                     ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                     bias.defined() && ctx->needs_input_grad(2));
     if (g.input.defined()) g.input = g.input.contiguous(format);
     return {g.input, g.weight, g.bias, torch::Tensor()};
   }
@@ -277,7 +276,8 @@ struct OnednnConvTranspose2d : torch::autograd::Function<OnednnConvTranspose2d> 
                                                                 const torch::Tensor& x, const torch::Tensor& weight,
                                                                 const torch::Tensor& bias,
                                                                 const ConvTranspose2dGeometry& g,
-                                                                const torch::Tensor& grad_y, torch::MemoryFormat format) {
+                                                                const torch::Tensor& grad_y,
+                                                                torch::MemoryFormat format) {
     const torch::Tensor y = torch::conv_transpose2d(x, weight, bias, g.stride, g.padding);
     std::vector<torch::Tensor> inputs;
     std::vector<size_t> slots;
@@ -338,9 +338,11 @@ bool onednn_conv_transpose_applies(const torch::Tensor& input, const torch::Tens
 torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::Tensor& weight,
                                       const torch::Tensor& bias, const ConvTranspose2dGeometry& geometry) {
   if (!onednn_conv_transpose_applies(input, weight))
-    throw std::invalid_argument("onednn_conv_transpose2d takes non-empty 4-D float32 CPU tensors outside autocast; got "
-                                "an input of " + std::string(c10::toString(input.scalar_type())) + " on " +
-                                input.device().str() + " with " + std::to_string(input.dim()) + " dimensions");
+    throw std::invalid_argument(
+        "onednn_conv_transpose2d takes non-empty 4-D float32 CPU tensors outside autocast; got "
+        "an input of " +
+        std::string(c10::toString(input.scalar_type())) + " on " + input.device().str() + " with " +
+        std::to_string(input.dim()) + " dimensions");
   if (input.size(1) != weight.size(0))
     throw std::invalid_argument("onednn_conv_transpose2d: the input has " + std::to_string(input.size(1)) +
                                 " channels and the weight expects " + std::to_string(weight.size(0)));
