@@ -67,32 +67,56 @@ target_link_libraries(distgan_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(distgan_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 
 # oneDNN (libdnnl-dev 2.x): G's transposed convolutions on oneDNN's kernels on the CPU
-# (trainer/model/onednn_conv_transpose.h). Only beside a CPU LibTorch: Debian's LibTorch links the
-# same libdnnl.so.2, so the process has one oneDNN; a CUDA (pip) LibTorch carries its own copy and
-# LibTorch 2.x already runs transposed convolutions on it. Found directly (headers and library):
+# (trainer/model/onednn_conv_transpose.h). AUTO takes it only beside a LibTorch 1.x that links the
+# same libdnnl.so.2 (Debian's): then the process has one oneDNN and one OpenMP, so
+# torch::set_num_threads (cluster.threads) reaches oneDNN too. A pip LibTorch carries its own copies
+# (and 2.x runs transposed convolutions on its oneDNN already). Found directly (headers and library):
 # Debian's dnnl-config.cmake also demands OpenCL, which distgan does not use.
+string(TOUPPER "${DISTGAN_WITH_ONEDNN}" distgan_with_onednn)
+if(NOT distgan_with_onednn MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "distgan: DISTGAN_WITH_ONEDNN must be AUTO, ON or OFF (got '${DISTGAN_WITH_ONEDNN}')")
+endif()
 set(DISTGAN_HAVE_ONEDNN OFF)
-if(NOT DISTGAN_WITH_ONEDNN STREQUAL "OFF" AND NOT C10_CUDA_LIBRARY)
+if(NOT distgan_with_onednn STREQUAL "OFF")
   find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp)
   find_library(DNNL_LIBRARY NAMES dnnl)
+  find_library(DISTGAN_TORCH_CPU_LIBRARY torch_cpu HINTS ${TORCH_INSTALL_PREFIX}/lib)
   set(distgan_dnnl_major "")
   if(DNNL_INCLUDE_DIR)
     file(STRINGS "${DNNL_INCLUDE_DIR}/oneapi/dnnl/dnnl_version.h" distgan_dnnl_major REGEX "define DNNL_VERSION_MAJOR")
     string(REGEX REPLACE ".*MAJOR +([0-9]+).*" "\\1" distgan_dnnl_major "${distgan_dnnl_major}")
   endif()
-  if(DNNL_LIBRARY AND distgan_dnnl_major STREQUAL "2")
+  set(distgan_torch_links_dnnl OFF)
+  if(CMAKE_OBJDUMP AND DISTGAN_TORCH_CPU_LIBRARY)
+    execute_process(COMMAND ${CMAKE_OBJDUMP} -p ${DISTGAN_TORCH_CPU_LIBRARY} OUTPUT_VARIABLE distgan_torch_needed
+                    ERROR_QUIET)
+    if(distgan_torch_needed MATCHES "NEEDED +libdnnl\\.so\\.2")
+      set(distgan_torch_links_dnnl ON)
+    endif()
+  endif()
+  set(distgan_onednn_why "")
+  if(NOT DNNL_LIBRARY OR NOT distgan_dnnl_major STREQUAL "2")
+    set(distgan_onednn_why "oneDNN 2.x was not found (Debian 12: libdnnl-dev; major version '${distgan_dnnl_major}')")
+  elseif(Torch_VERSION VERSION_GREATER_EQUAL 2)
+    set(distgan_onednn_why "LibTorch ${Torch_VERSION} runs transposed convolutions on its own oneDNN")
+  elseif(NOT distgan_torch_links_dnnl)
+    set(distgan_onednn_why "LibTorch (${DISTGAN_TORCH_CPU_LIBRARY}) does not link the system's libdnnl.so.2")
+  endif()
+  if(distgan_onednn_why STREQUAL "" OR (distgan_with_onednn STREQUAL "ON" AND DNNL_LIBRARY AND distgan_dnnl_major STREQUAL "2"))
     set(DISTGAN_HAVE_ONEDNN ON)
     add_library(distgan_onednn INTERFACE)
     target_include_directories(distgan_onednn SYSTEM INTERFACE ${DNNL_INCLUDE_DIR})
     target_link_libraries(distgan_onednn INTERFACE ${DNNL_LIBRARY})
     target_compile_definitions(distgan_onednn INTERFACE DISTGAN_HAVE_ONEDNN=1)
     message(STATUS "distgan: oneDNN ${DNNL_LIBRARY} (transposed convolutions on the CPU)")
-  elseif(DISTGAN_WITH_ONEDNN STREQUAL "ON")
-    message(FATAL_ERROR "distgan: DISTGAN_WITH_ONEDNN=ON but oneDNN 2.x was not found (Debian 12: libdnnl-dev; "
-                        "found major version '${distgan_dnnl_major}', library '${DNNL_LIBRARY}').")
+    if(NOT distgan_onednn_why STREQUAL "")
+      message(WARNING "distgan: DISTGAN_WITH_ONEDNN=ON although ${distgan_onednn_why}")
+    endif()
+  elseif(distgan_with_onednn STREQUAL "ON")
+    message(FATAL_ERROR "distgan: DISTGAN_WITH_ONEDNN=ON but ${distgan_onednn_why}.")
+  else()
+    message(STATUS "distgan: transposed convolutions on LibTorch's kernel: ${distgan_onednn_why}")
   endif()
-elseif(DISTGAN_WITH_ONEDNN STREQUAL "ON")
-  message(FATAL_ERROR "distgan: DISTGAN_WITH_ONEDNN=ON needs a CPU LibTorch (this one is a CUDA build).")
 endif()
 
 # NCCL: compiled in when the CUDA toolkit's nccl.h and libnccl are found. A CUDA LibTorch brings its

@@ -179,6 +179,25 @@ TEST_F(OnednnConvTranspose, FlopCounterCountsItAsLibTorchsOp) {
   EXPECT_EQ(count(true, false), std::make_pair(forward, 2 * forward));
 }
 
+TEST(OnednnConvTransposeBuild, ClonesKeepTheModuleItsSettingAndItsValues) {
+  torch::manual_seed(4);
+  torch::nn::Sequential g(OnednnConvTranspose2d(torch::nn::ConvTranspose2dOptions(4, 2, 4).stride(2).padding(1), true),
+                          torch::nn::Tanh());
+  g->eval();
+  auto copy = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(g->clone());
+  ASSERT_TRUE(copy);
+  auto layer = std::dynamic_pointer_cast<OnednnConvTranspose2dImpl>(copy->ptr(0));
+  ASSERT_TRUE(layer);
+  EXPECT_TRUE(layer->use_onednn);
+  EXPECT_FALSE(layer->is_training());
+  const torch::Tensor x = torch::randn({2, 4, 3, 3});
+  EXPECT_TRUE(torch::equal(copy->forward(x), g->forward(x)));
+  // A copy, not a view: training the original leaves the clone as it was.
+  torch::NoGradGuard no_grad;
+  g->ptr(0)->named_parameters()["weight"].add_(1);
+  EXPECT_FALSE(torch::equal(copy->forward(x), g->forward(x)));
+}
+
 TEST(OnednnConvTransposeBuild, DcganUsesTheOnednnModuleUnlessTurnedOff) {
   ModelSpec s;
   s.sample_shape = {1, 28, 28};

@@ -1,6 +1,7 @@
 #include "trainer/model/models.h"
 
 #include "trainer/model/onednn_conv_transpose.h"
+#include "trainer/outputs/console_log.h"
 #include "trainer/model/resnet.h"
 
 #include <cmath>
@@ -302,6 +303,7 @@ PowerIterationPause::~PowerIterationPause() {
 
 OnednnConvTranspose2dImpl::OnednnConvTranspose2dImpl(const nn::ConvTranspose2dOptions& o, bool use_onednn)
     : nn::ConvTranspose2dImpl(o),
+      transpose_options(o),
       use_onednn(use_onednn),
       onednn_takes_options(o.groups() == 1 && *o.dilation() == *torch::ExpandingArray<2>(1) &&
                            *o.output_padding() == *torch::ExpandingArray<2>(0) &&
@@ -318,7 +320,28 @@ torch::Tensor OnednnConvTranspose2dImpl::forward(const torch::Tensor& input,
   ConvTranspose2dGeometry geometry;
   geometry.stride = {stride_h, stride_w};
   geometry.padding = {padding_h, padding_w};
-  return onednn_conv_transpose2d(input, weight, bias, geometry);
+  try {
+    return onednn_conv_transpose2d(input, weight, bias, geometry);
+  } catch (const std::runtime_error& e) {  // oneDNN refused the shape (its kernels are made in the forward)
+    log_warning("distgan: warning: %s; this layer uses LibTorch's kernel from now on\n", e.what());
+    use_onednn = false;
+    return nn::ConvTranspose2dImpl::forward(input, output_size);
+  }
+}
+
+std::shared_ptr<nn::Module> OnednnConvTranspose2dImpl::clone(const c10::optional<torch::Device>& device) const {
+  torch::NoGradGuard no_grad;
+  auto copy = std::make_shared<OnednnConvTranspose2dImpl>(transpose_options, use_onednn);
+  auto copy_tensors = [&](const auto& from, auto&& to) {
+    for (const auto& item : from) {
+      const torch::Tensor t = device ? item.value().to(*device).clone() : item.value().clone();
+      to[item.key()].set_data(t);
+    }
+  };
+  copy_tensors(named_parameters(/*recurse=*/false), copy->named_parameters(false));
+  copy_tensors(named_buffers(/*recurse=*/false), copy->named_buffers(false));
+  copy->train(is_training());
+  return copy;
 }
 
 bool is_conditional(nn::Sequential& module) {

@@ -115,10 +115,15 @@ TORCH_MODULE(CategoricalLatent);
 
 // torch::nn::ConvTranspose2d (same parameters, names, initialisation and checkpoints) whose forward
 // runs on oneDNN when `use_onednn` is set and the tensors are ones it takes (onednn_conv_transpose.h:
-// CPU, float32, no autocast, no explicit output size), and on LibTorch's kernel otherwise.
+// CPU, float32, no autocast, no explicit output size), and on LibTorch's kernel otherwise. Should
+// oneDNN refuse a shape, the module warns once and stays on LibTorch's kernel.
 struct OnednnConvTranspose2dImpl : torch::nn::ConvTranspose2dImpl {
   OnednnConvTranspose2dImpl(const torch::nn::ConvTranspose2dOptions& options, bool use_onednn);
   torch::Tensor forward(const torch::Tensor& input, const c10::optional<at::IntArrayRef>& output_size = c10::nullopt);
+  // ConvTranspose2dImpl's clone() would make a plain ConvTranspose2dImpl, which a Sequential
+  // holding this type cannot take back.
+  std::shared_ptr<torch::nn::Module> clone(const c10::optional<torch::Device>& device = c10::nullopt) const override;
+  torch::nn::ConvTranspose2dOptions transpose_options;
   bool use_onednn;
   bool onednn_takes_options;  // output padding 0, dilation 1, groups 1, zero padding
   int64_t stride_h, stride_w, padding_h, padding_w;

@@ -1,5 +1,6 @@
 #include "trainer/model/onednn_conv_transpose.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
 #include <stdexcept>
@@ -9,7 +10,6 @@
 #ifdef DISTGAN_HAVE_ONEDNN
 #include <map>
 #include <memory>
-#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <sstream>
 #endif
@@ -112,15 +112,17 @@ Kernels make_kernels(const Problem& p) {
 }
 
 // The kernels for a shape, made once (choosing and JIT-compiling them takes longer than running them).
+// One cache per thread: oneDNN 2.x (OpenMP runtime, library-managed scratchpad) lets a primitive run
+// only on the thread that made it. The thread count is in the key: oneDNN splits work when it makes
+// a primitive.
 std::shared_ptr<const Kernels> kernels_for(const Problem& p) {
-  static std::mutex mutex;
-  static std::map<ShapeKey, std::shared_ptr<const Kernels> > cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const auto found = cache.find(p.key());
+  thread_local std::map<std::pair<ShapeKey, int>, std::shared_ptr<const Kernels> > cache;
+  const auto key = std::make_pair(p.key(), at::get_num_threads());
+  const auto found = cache.find(key);
   if (found != cache.end()) return found->second;
   if (cache.size() >= kMaxCachedShapes) cache.clear();
   auto kernels = std::make_shared<const Kernels>(make_kernels(p));
-  cache.emplace(p.key(), kernels);
+  cache.emplace(key, kernels);
   return kernels;
 }
 
