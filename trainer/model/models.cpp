@@ -1,8 +1,7 @@
 #include "trainer/model/models.h"
 
-#include "trainer/model/onednn_conv_transpose.h"
-#include "trainer/outputs/console_log.h"
 #include "trainer/model/resnet.h"
+#include "trainer/outputs/console_log.h"
 
 #include <cmath>
 #include <stdexcept>
@@ -308,18 +307,12 @@ OnednnConvTranspose2dImpl::OnednnConvTranspose2dImpl(const nn::ConvTranspose2dOp
       onednn_takes_options(o.groups() == 1 && *o.dilation() == *torch::ExpandingArray<2>(1) &&
                            *o.output_padding() == *torch::ExpandingArray<2>(0) &&
                            torch::enumtype::get_enum_name(o.padding_mode()) == "kZeros"),
-      stride_h((*o.stride())[0]),
-      stride_w((*o.stride())[1]),
-      padding_h((*o.padding())[0]),
-      padding_w((*o.padding())[1]) {}
+      geometry{{(*o.stride())[0], (*o.stride())[1]}, {(*o.padding())[0], (*o.padding())[1]}} {}
 
 torch::Tensor OnednnConvTranspose2dImpl::forward(const torch::Tensor& input,
                                                  const c10::optional<at::IntArrayRef>& output_size) {
   if (!use_onednn || !onednn_takes_options || output_size || !onednn_conv_transpose_applies(input, weight))
     return nn::ConvTranspose2dImpl::forward(input, output_size);
-  ConvTranspose2dGeometry geometry;
-  geometry.stride = {stride_h, stride_w};
-  geometry.padding = {padding_h, padding_w};
   try {
     return onednn_conv_transpose2d(input, weight, bias, geometry);
   } catch (const std::runtime_error& e) {  // oneDNN refused the shape (its kernels are made in the forward)

@@ -17,6 +17,8 @@
 
 #include <torch/torch.h>
 
+#include "trainer/model/onednn_conv_transpose.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -126,7 +128,7 @@ struct OnednnConvTranspose2dImpl : torch::nn::ConvTranspose2dImpl {
   torch::nn::ConvTranspose2dOptions transpose_options;
   bool use_onednn;
   bool onednn_takes_options;  // output padding 0, dilation 1, groups 1, zero padding
-  int64_t stride_h, stride_w, padding_h, padding_w;
+  ConvTranspose2dGeometry geometry;  // the options' stride and padding, for oneDNN
 };
 TORCH_MODULE(OnednnConvTranspose2d);
 
