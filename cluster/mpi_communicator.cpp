@@ -6,6 +6,7 @@
 
 #include "cluster/collective.h"
 #include "cluster/mpi_check.h"
+#include "cluster/mpi_progress.h"
 #include "cluster/nccl_communicator.h"
 
 namespace distgan::cluster {
@@ -47,10 +48,10 @@ torch::Tensor host_side(const torch::Tensor& t) { return t.device().is_cpu() ? t
 class MpiWork : public Work {
  public:
   // `tensor` is what MPI works on; `target`, when defined, is the device tensor it is copied back to.
-  MpiWork(MPI_Request request, torch::Tensor tensor, torch::Tensor target, bool average, int size,
-          CollectiveContext context)
-      : request_(request), tensor_(std::move(tensor)), target_(std::move(target)), average_(average), size_(size),
-        context_(std::move(context)) {}
+  MpiWork(std::shared_ptr<MpiProgress> progress, std::shared_ptr<MpiRequest> request, torch::Tensor tensor,
+          torch::Tensor target, bool average, int size, CollectiveContext context)
+      : progress_(std::move(progress)), request_(std::move(request)), tensor_(std::move(tensor)),
+        target_(std::move(target)), average_(average), size_(size), context_(std::move(context)) {}
   ~MpiWork() override {
     if (done_) return;
     // While an exception unwinds (the job is about to be aborted) or after MPI is gone, waiting could
@@ -58,7 +59,10 @@ class MpiWork : public Work {
     // still leaves the tensor complete (and averaged).
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized || std::uncaught_exceptions() > 0) return;
+    if (finalized || std::uncaught_exceptions() > 0) {
+      if (!finalized) progress_->forget(*request_);
+      return;
+    }
     try {
       wait();
     } catch (...) {
@@ -66,19 +70,18 @@ class MpiWork : public Work {
   }
   bool is_completed() override {
     if (done_) return true;
-    int flag = 0;
-    const int rc = MPI_Test(&request_, &flag, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) {
+    try {
+      if (MpiProgress::test(*request_, describe_collective("allreduce", tensor_))) finish();
+    } catch (...) {
       done_ = true;
-      throw_mpi_error(rc, "MPI_Test(allreduce)", __FILE__, __LINE__);
+      throw;
     }
-    if (flag) finish();
     return done_;
   }
   void wait() override {
     if (done_) return;
     done_ = true;  // never waited on twice, also after a timeout
-    wait_for_mpi_request(request_, describe_collective("allreduce", tensor_), context_);
+    progress_->wait(*request_, describe_collective("allreduce", tensor_), context_);
     finish();
   }
 
@@ -88,7 +91,8 @@ class MpiWork : public Work {
     if (average_) tensor_.div_(size_);
     if (target_.defined()) target_.copy_(tensor_);
   }
-  MPI_Request request_;
+  std::shared_ptr<MpiProgress> progress_;
+  std::shared_ptr<MpiRequest> request_;
   torch::Tensor tensor_, target_;
   bool average_;
   int size_;
@@ -98,7 +102,9 @@ class MpiWork : public Work {
 
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm base, double timeout_s, bool watchdog) {
+MpiCommunicator::MpiCommunicator(MPI_Comm base, double timeout_s, bool watchdog)
+    : progress_(std::make_shared<MpiProgress>(mpi_progress_interval_from_env())) {
+  std::lock_guard<std::mutex> lock(mpi_call_mutex());
   MPI_CHECK(MPI_Comm_dup(base, &comm_));
   MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -107,6 +113,8 @@ MpiCommunicator::MpiCommunicator(MPI_Comm base, double timeout_s, bool watchdog)
 }
 
 MpiCommunicator::~MpiCommunicator() {
+  progress_.reset();  // its thread joined first (unless a Work handle still holds it)
+  std::lock_guard<std::mutex> lock(mpi_call_mutex());
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
@@ -121,25 +129,38 @@ std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const Al
     throw ClusterError("mpi backend: a maximum of bfloat16 values is not supported (sum or average)");
   const MPI_Op op = bf16 ? bf16_sum_op() : options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   torch::Tensor host = host_side(tensor);
-  MPI_Request request;
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), type, op, comm_, &request));
-  return std::make_unique<MpiWork>(request, host, host.is_same(tensor) ? torch::Tensor() : tensor,
+  std::shared_ptr<MpiRequest> tracked;
+  {
+    std::lock_guard<std::mutex> lock(mpi_call_mutex());
+    MPI_Request request;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), type, op, comm_, &request));
+    tracked = progress_->track(request);
+  }
+  return std::make_unique<MpiWork>(progress_, std::move(tracked), host, host.is_same(tensor) ? torch::Tensor() : tensor,
                                    options.op == ReduceOp::kAverage, size_, context_);
 }
+
+size_t MpiCommunicator::allreduces_in_flight() { return progress_->in_flight(); }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   const MPI_Datatype type = mpi_type(tensor, context_, "broadcast");
   torch::Tensor host = host_side(tensor);
-  MPI_Request request;
-  MPI_CHECK(MPI_Ibcast(host.data_ptr(), static_cast<int>(host.numel()), type, root, comm_, &request));
-  wait_for_mpi_request(request, describe_collective("broadcast", host) + " from rank " + std::to_string(root), context_);
+  MpiRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mpi_call_mutex());
+    MPI_CHECK(MPI_Ibcast(host.data_ptr(), static_cast<int>(host.numel()), type, root, comm_, &request.handle));
+  }
+  progress_->wait(request, describe_collective("broadcast", host) + " from rank " + std::to_string(root), context_);
   if (!host.is_same(tensor)) tensor.copy_(host);
 }
 
 void MpiCommunicator::barrier() {
-  MPI_Request request;
-  MPI_CHECK(MPI_Ibarrier(comm_, &request));
-  wait_for_mpi_request(request, "barrier", context_);
+  MpiRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mpi_call_mutex());
+    MPI_CHECK(MPI_Ibarrier(comm_, &request.handle));
+  }
+  progress_->wait(request, "barrier", context_);
 }
 
 torch::Tensor MpiCommunicator::allgather(const torch::Tensor& tensor) {
@@ -148,10 +169,13 @@ torch::Tensor MpiCommunicator::allgather(const torch::Tensor& tensor) {
   std::vector<int64_t> shape{size_};
   shape.insert(shape.end(), host.sizes().begin(), host.sizes().end());
   torch::Tensor all = torch::empty(shape, host.options());
-  MPI_Request request;
-  MPI_CHECK(MPI_Iallgather(host.data_ptr(), static_cast<int>(host.numel()), type, all.data_ptr(),
-                           static_cast<int>(host.numel()), type, comm_, &request));
-  wait_for_mpi_request(request, describe_collective("allgather", host), context_);
+  MpiRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mpi_call_mutex());
+    MPI_CHECK(MPI_Iallgather(host.data_ptr(), static_cast<int>(host.numel()), type, all.data_ptr(),
+                             static_cast<int>(host.numel()), type, comm_, &request.handle));
+  }
+  progress_->wait(request, describe_collective("allgather", host), context_);
   return all.to(tensor.device());
 }
 

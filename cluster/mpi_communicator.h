@@ -6,10 +6,14 @@
 
 #include <mpi.h>
 
+#include <memory>
+
 #include "cluster/collective.h"
 #include "cluster/communicator.h"
 
 namespace distgan::cluster {
+
+class MpiProgress;
 
 class MpiCommunicator : public Communicator {
  public:
@@ -29,8 +33,11 @@ class MpiCommunicator : public Communicator {
   torch::Tensor allgather(const torch::Tensor& tensor) override;
   using Communicator::allgather;
   void set_label(const std::string& label) override { context_.label = label; }
+  // All-reduces started and not yet seen complete by the progress thread (for tests).
+  size_t allreduces_in_flight();
 
  private:
+  std::shared_ptr<MpiProgress> progress_;  // moves allreduces in flight (cluster/mpi_progress.h)
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;

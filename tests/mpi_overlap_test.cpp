@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <chrono>
+#include <thread>
+
 #include "cluster/gradient_buckets.h"
 #include "cluster/mpi_communicator.h"
 #include "tests/test_models.h"
@@ -65,6 +68,20 @@ TEST(GradientReducer, OverlapStartsEveryBucketDuringBackwardWithTheSameBitsAsAft
   }
 }
 
+// MPI moves a non-blocking collective only inside MPI calls; the communicator's progress thread
+// makes them, so an all-reduce completes while this thread computes or sleeps without any.
+TEST(MpiCommunicator, AnAllreduceCompletesWhileTheCallerMakesNoMpiCall) {
+  cluster::MpiCommunicator world;
+  torch::Tensor t = torch::full({1 << 20}, float(world.rank() + 1));  // 4 MiB: many rounds of the ring
+  auto work = world.allreduce(t, {cluster::ReduceOp::kSum});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (world.allreduces_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(world.allreduces_in_flight(), 0u) << "the all-reduce made no progress in 10 s without MPI calls";
+  work->wait();
+  EXPECT_TRUE(torch::equal(t, torch::full({1 << 20}, 3.0f)));
+}
+
 // A parameter no backward reaches (an unused layer): its bucket, and every later one, starts after
 // backward; the gradient counts as zero.
 TEST(GradientReducer, ABucketWhoseGradientNeverArrivesStartsAfterBackward) {
@@ -90,8 +107,15 @@ std::vector<torch::Tensor> parameters_of(AdversarialStep& s) {
   return p;
 }
 
+void expect_equal_parameters(AdversarialStep& a, AdversarialStep& b, const std::string& when) {
+  const auto x = parameters_of(a), y = parameters_of(b);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_TRUE(torch::equal(x[i], y[i])) << when << ", parameter " << i;
+}
+
 // The whole step, D and G, with two micro-batches each: on the resnet (spectral norm) with R1 and
-// on the MLP with WGAN-GP, overlap on and off end bitwise equal.
+// on the MLP with WGAN-GP, overlap on and off end bitwise equal. With overlap on, as in the training
+// loop, each G update stays in flight until the next D step has backpropagated its first reals,
+// and is finished there, before that step's fakes are made.
 void expect_overlap_changes_no_bit(const ModelSpec& spec, StepOptions options) {
   cluster::MpiCommunicator world;
   const int r = world.rank();
@@ -103,25 +127,39 @@ void expect_overlap_changes_no_bit(const ModelSpec& spec, StepOptions options) {
   AdversarialStep off(build_models(spec), world, options);
   std::vector<int64_t> shape{4};
   shape.insert(shape.end(), spec.sample_shape.begin(), spec.sample_shape.end());
+  int finished_in_d_step = 0;
   for (int step = 0; step < 3; ++step) {
     torch::manual_seed(100 * step + r);
     const torch::Tensor real = torch::rand(shape) * 2 - 1, z = torch::randn({4, spec.z_dim});
     const torch::Tensor eps = torch::rand({2});
-    for (AdversarialStep* s : {&on, &off}) {
-      std::vector<DStepInput> micro(2);
-      for (int64_t j = 0; j < 2; ++j) {
-        micro[j].real = real.narrow(0, 2 * j, 2);
-        micro[j].fake = s->generate_for_step(z.narrow(0, 2 * j, 2), false);
-        micro[j].apply_r1 = true;
-        micro[j].gp_eps = eps;
-      }
-      s->d_step(micro);
-      s->g_step(std::vector<GMicroBatch>{{z.narrow(0, 0, 2), {}, {}}, {z.narrow(0, 2, 2), {}, {}}});
+    std::vector<DStepInput> micro(2);
+    for (int64_t j = 0; j < 2; ++j) {
+      micro[j].real = real.narrow(0, 2 * j, 2);
+      micro[j].apply_r1 = true;
+      micro[j].gp_eps = eps;
     }
-    const auto a = parameters_of(on), b = parameters_of(off);
-    for (size_t i = 0; i < a.size(); ++i)
-      EXPECT_TRUE(torch::equal(a[i], b[i])) << "step " << step << " parameter " << i;
+    const auto make_fakes = [&](AdversarialStep& s) {
+      for (int64_t j = 0; j < 2; ++j) micro[j].fake = s.generate_for_step(z.narrow(0, 2 * j, 2), false);
+    };
+    make_fakes(off);
+    off.d_step(micro);
+    on.d_step(micro, [&] {
+      EXPECT_EQ(on.g_step_in_flight(), step > 0);
+      if (on.g_step_in_flight()) {
+        on.finish_g_step();
+        ++finished_in_d_step;
+      }
+      make_fakes(on);
+    });
+    expect_equal_parameters(on, off, "after D step " + std::to_string(step));
+    const std::vector<GMicroBatch> g_micro{{z.narrow(0, 0, 2), {}, {}}, {z.narrow(0, 2, 2), {}, {}}};
+    off.g_step(g_micro);
+    on.begin_g_step(g_micro);
+    EXPECT_TRUE(on.g_step_in_flight());
   }
+  EXPECT_EQ(finished_in_d_step, 2);
+  on.finish_g_step();
+  expect_equal_parameters(on, off, "after the last G step");
   EXPECT_EQ(on.compare_replicas(), "");
 }
 

@@ -40,12 +40,22 @@ GanModels seeded_models(bool batchnorm) {
   return m;
 }
 
-// Every parameter of two steps' models within a relative error of 1e-5.
-void expect_same_parameters(AdversarialStep& x, AdversarialStep& y, const char* after, int step) {
-  auto a = all_parameters(x.models()), b = all_parameters(y.models());
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double rel = ((a[i] - b[i]).norm() / a[i].norm().clamp_min(1e-12)).item<double>();
-    EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", parameter " << i;
+// Every parameter of two steps' models within a relative error of 1e-5. Except, with
+// `skip_noise_gradients`, the ones whose gradient in `x` is below 1e-6: a bias followed by
+// BatchNorm has a gradient of exactly zero in exact arithmetic, so what it gets is rounding noise
+// (~1e-9), which Adam (about lr x sign(g) per step) turns into differences that say nothing about
+// the reduction being right.
+void expect_same_parameters(AdversarialStep& x, AdversarialStep& y, const char* after, int step,
+                            bool skip_noise_gradients = false) {
+  for (auto [a, b] : {std::pair{x.models().generator.ptr(), y.models().generator.ptr()},
+                      std::pair{x.models().discriminator.ptr(), y.models().discriminator.ptr()}}) {
+    const auto pa = a->named_parameters(), pb = b->named_parameters();
+    for (const auto& p : pa) {
+      const torch::Tensor& other = pb[p.key()];
+      if (skip_noise_gradients && p.value().grad().defined() && p.value().grad().norm().item<double>() < 1e-6) continue;
+      const double rel = ((p.value() - other).norm() / p.value().norm().clamp_min(1e-12)).item<double>();
+      EXPECT_LT(rel, 1e-5) << "after " << after << " step " << step << ", " << a->name() << " " << p.key();
+    }
   }
 }
 
@@ -148,7 +158,10 @@ TEST(DistributedStep, ResnetTwoRanksEqualOneRankAccumulatingTheGlobalBatch) {
   AdversarialStep single(build_models(spec), self, options);
   torch::manual_seed(5);
   AdversarialStep distributed(build_models(spec), world, options);
-  auto expect_same = [&](const char* after, int step) { expect_same_parameters(single, distributed, after, step); };
+  // ResNet G's convolution biases all feed BatchNorm: their gradients are rounding noise.
+  auto expect_same = [&](const char* after, int step) {
+    expect_same_parameters(single, distributed, after, step, /*skip_noise_gradients=*/true);
+  };
   for (int step = 0; step < 2; ++step) {
     std::vector<DStepInput> micro(2);
     for (int64_t j = 0; j < 2; ++j) {

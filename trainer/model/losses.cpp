@@ -11,11 +11,21 @@ LossKind parse_loss(const std::string& name) {
   throw std::invalid_argument("training.loss: unknown loss '" + name + "' (expected nonsaturating, hinge or wgan-gp)");
 }
 
-torch::Tensor discriminator_loss(LossKind kind, const torch::Tensor& real, const torch::Tensor& fake) {
-  if (kind == LossKind::kHinge) return torch::relu(1 - real).mean() + torch::relu(1 + fake).mean();
-  if (kind == LossKind::kWganGp) return fake.mean() - real.mean();  // the penalty is added by the step
+torch::Tensor discriminator_loss_real(LossKind kind, const torch::Tensor& real) {
+  if (kind == LossKind::kHinge) return torch::relu(1 - real).mean();
+  if (kind == LossKind::kWganGp) return -real.mean();
   // softplus(-x) = -log(sigmoid(x)): BCE with target 1, computed stably.
-  return torch::softplus(-real).mean() + torch::softplus(fake).mean();
+  return torch::softplus(-real).mean();
+}
+
+torch::Tensor discriminator_loss_fake(LossKind kind, const torch::Tensor& fake) {
+  if (kind == LossKind::kHinge) return torch::relu(1 + fake).mean();
+  if (kind == LossKind::kWganGp) return fake.mean();  // the penalty is added by the step
+  return torch::softplus(fake).mean();
+}
+
+torch::Tensor discriminator_loss(LossKind kind, const torch::Tensor& real, const torch::Tensor& fake) {
+  return discriminator_loss_real(kind, real) + discriminator_loss_fake(kind, fake);
 }
 
 torch::Tensor generator_loss(LossKind kind, const torch::Tensor& fake) {

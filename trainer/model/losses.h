@@ -19,6 +19,10 @@ enum class LossKind { kNonSaturating, kHinge, kWganGp };
 LossKind parse_loss(const std::string& name);  // "nonsaturating" | "hinge" | "wgan-gp"
 
 torch::Tensor discriminator_loss(LossKind kind, const torch::Tensor& real_logits, const torch::Tensor& fake_logits);
+// Its two terms, which it is the sum of: every D loss here is one term on the reals plus one on the
+// fakes, so the step can backpropagate the reals' term before the fakes exist.
+torch::Tensor discriminator_loss_real(LossKind kind, const torch::Tensor& real_logits);
+torch::Tensor discriminator_loss_fake(LossKind kind, const torch::Tensor& fake_logits);
 torch::Tensor generator_loss(LossKind kind, const torch::Tensor& fake_logits);
 
 // Mean squared norm of d(sum of logits)/d(inputs) per sample; `inputs` must require grad and

@@ -107,12 +107,13 @@ std::vector<PeriodicTask> periodic_tasks(const Config& config) {
       {"evaluation", every(config.eval.every), evaluate_task},
       {"fault: perturb a weight", always,
        [](RunState& r, int64_t s) {
-         if (r.faults.perturbs_weight(s, r.rank(), r.world_size())) perturb_weight_task(r, s);
-       }},
+         if (r.faults.perturbs_weight(s, r.rank(), r.world_size())) perturb_weight_task(r, s);  // D's
+       },
+       false},
       {"replica check", every(config.cluster.check_replicas_every), replica_check_task},
       {"checkpoint", every(config.checkpoint.every), [](RunState& r, int64_t) { save_checkpoint(r); }},
-      {"written checkpoints", always, [](RunState& r, int64_t) { report_written_checkpoints(r); }},
-      {"preemption", always, preemption_task},
+      {"written checkpoints", always, [](RunState& r, int64_t) { report_written_checkpoints(r); }, false},
+      {"preemption", always, preemption_task, false},
   };
 }
 

@@ -10,7 +10,9 @@
 //   7. checkpoint          checkpoint.every             (BatchNorm averaged, RNG states to rank 0)
 //   8. written checkpoints every step                   (rank 0 reports the background writer's results)
 //   9. preemption          every step                   (one allreduce: a signal or a failed checkpoint)
-// After the preemption task has agreed to stop, the loop writes a last checkpoint and ends.
+// After the preemption task has agreed to stop, the loop writes a last checkpoint and ends. Tasks 1-4,
+// 6 and 7 finish the G update still in flight first (every rank alike: due() is a function of the
+// step).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,10 @@ struct PeriodicTask {
   std::string name;
   std::function<bool(int64_t step)> due;
   std::function<void(RunState&, int64_t step)> run;
+  // Whether it reads G, its optimizer or the step's statistics: the G update still in flight
+  // (trainer/run/training_step.h) is finished before it runs. The tasks due at every step do not,
+  // so that the update can travel on into the next step.
+  bool needs_finished_g_update = true;
 };
 
 // The tasks of `config`'s run, in their fixed order.

@@ -64,6 +64,9 @@ struct RunState {
   Interval interval;           // since the last log line
   double flops_per_step = 0;   // counted on this process's second step (trainer/run/flop_counter.h)
   SkipCount skips;
+  // The step whose G update is still in flight (0: none): with cluster.overlap its all-reduce
+  // finishes during the next step's D pass on the reals (trainer/run/training_step.h).
+  int64_t g_update_in_flight = 0;
 
   torch::Tensor fixed_noise, fixed_labels;  // the samples of every grid (labels: conditional models)
   torch::Tensor real_points;                // rank 0, 2-D data: reals for scatter plots and code re-seeding

@@ -17,6 +17,7 @@ namespace {
 
 // After the preemption task agreed to stop: a checkpoint on disk before any rank exits.
 TrainingOutcome finish_preempted(RunState& r) {
+  finish_g_update(r);
   save_checkpoint(r);
   if (r.is_root()) r.writer->flush();
   report_written_checkpoints(r);
@@ -27,6 +28,7 @@ TrainingOutcome finish_preempted(RunState& r) {
 // training.steps reached: the final checkpoint (unless the last step just wrote one), then the
 // model file, then the final samples (a failure drawing samples must not lose the model).
 TrainingOutcome finish_completed(RunState& r) {
+  finish_g_update(r);
   save_checkpoint(r);  // averages BatchNorm statistics
   if (r.is_root()) {
     r.writer->flush();
@@ -63,8 +65,11 @@ TrainingOutcome run_training(const Config& config, const cluster::World& world, 
       run_training_step(state, s);
     }
     const auto tasks_start = std::chrono::steady_clock::now();
-    for (const PeriodicTask& task : tasks)
-      if (task.due(s)) task.run(state, s);
+    for (const PeriodicTask& task : tasks) {
+      if (!task.due(s)) continue;
+      if (task.needs_finished_g_update) finish_g_update(state);
+      task.run(state, s);
+    }
     state.interval.task_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - tasks_start).count();
     if (state.preempted) return finish_preempted(state);
   }

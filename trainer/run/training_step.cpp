@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "trainer/model/ema.h"
 #include "trainer/model/host_to_device.h"
@@ -75,48 +76,77 @@ data::Batch next_batch(RunState& r) {
 
 }  // namespace
 
+void finish_g_update(RunState& r) {
+  if (r.g_update_in_flight == 0) return;
+  const int64_t s = std::exchange(r.g_update_in_flight, 0);
+  const GStepStats g = r.step->finish_g_step();
+  const TrainingConfig& t = r.config.training;
+  if (update_applied(r, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
+    r.step->update_ema(ema_beta(t.ema_half_life_kimg, t.ema_rampup, s * r.global_batch, r.global_batch));
+    r.interval.add(g);
+  }
+  if (r.skips.last_step != s) r.skips.consecutive = 0;  // G's is the step's last decision
+  r.interval.comm_s += r.step->take_communication_seconds();  // in the interval a log task is about to close
+}
+
+namespace {
+
+// One D update (critic iteration `c` of step `s`): its inputs, then, once the first micro-batch's
+// reals are backpropagated, the G update still in flight is finished and the fakes are made.
+// `fake`, `fake_labels` and `g_micro` receive what the G step needs (see run_training_step).
+DStepStats run_d_update(RunState& r, int64_t s, int64_t c, const data::Batch& batch, torch::Tensor& fake,
+                        torch::Tensor& fake_labels, std::vector<GMicroBatch>& g_micro) {
+  const TrainingConfig& t = r.config.training;
+  const int64_t k = t.accumulate;
+  const bool last = c == t.n_critic - 1;
+  std::vector<DStepInput> micro;
+  std::vector<torch::Tensor> z(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) micro.push_back(next_d_input(r, s, c, batch, j, z[static_cast<size_t>(j)]));
+  const auto make_fakes = [&] {
+    finish_g_update(r);
+    for (int64_t j = 0; j < k; ++j) {
+      DStepInput& in = micro[static_cast<size_t>(j)];
+      // Without accumulation the G step reuses the last fakes and their graph; with it, the G step
+      // generates each micro-batch again, so no graph is kept here.
+      in.fake = r.step->generate_for_step(z[static_cast<size_t>(j)], in.fake_labels, /*for_g_step=*/k == 1 && last);
+      fake = in.fake;
+      fake_labels = in.fake_labels;
+      if (k > 1 && last) g_micro.push_back({z[static_cast<size_t>(j)], in.fake_labels, {}});
+    }
+  };
+  return r.step->d_step(micro, make_fakes);
+}
+
+}  // namespace
+
 void run_training_step(RunState& r, int64_t s) {
   const TrainingConfig& t = r.config.training;
-  if (t.lr_schedule == "linear")  // a function of the step: resumes continue it exactly
-    r.step->scale_learning_rates(linear_decay_factor(s, t.steps, t.lr_decay_start));
+  // A function of the step, so resumes continue it exactly. G's rate changes only once the last
+  // G update, made at its own step's rate, is finished.
+  const double lr_factor = t.lr_schedule == "linear" ? linear_decay_factor(s, t.steps, t.lr_decay_start) : 1.0;
+  if (t.lr_schedule == "linear") r.step->scale_learning_rate_d(lr_factor);
   const int64_t k = t.accumulate;
   torch::Tensor fake, fake_labels;
   std::vector<GMicroBatch> g_micro;  // with accumulation: the last D step's z and labels, for the G step
   data::Batch batch;
   for (int64_t c = 0; c < t.n_critic; ++c) {
     batch = next_batch(r);
-    const bool last = c == t.n_critic - 1;
-    std::vector<DStepInput> micro;
-    for (int64_t j = 0; j < k; ++j) {
-      torch::Tensor z;
-      DStepInput in = next_d_input(r, s, c, batch, j, z);
-      // Without accumulation the G step reuses the last fakes and their graph; with it, the G step
-      // generates each micro-batch again, so no graph is kept here.
-      in.fake = r.step->generate_for_step(z, in.fake_labels, /*for_g_step=*/k == 1 && last);
-      fake = in.fake;
-      fake_labels = in.fake_labels;
-      if (k > 1 && last) g_micro.push_back({z, in.fake_labels, {}});
-      micro.push_back(std::move(in));
-    }
-    const DStepStats d = r.step->d_step(micro);
+    const DStepStats d = run_d_update(r, s, c, batch, fake, fake_labels, g_micro);
     ++r.interval.d_steps;
     if (update_applied(r, d.skipped, "D", s, d.loss_d, d.grad_norm)) r.interval.add(d);
   }
+  if (t.lr_schedule == "linear") r.step->scale_learning_rate_g(lr_factor);
   const double keep = top_k_share(t.top_k_keep, t.top_k_decay, batch.epoch);
-  GStepStats g;
   if (k == 1) {
-    g = r.step->g_step(fake, fake_labels, keep, draw_augmentation(r, r.per_rank_batch));
+    r.step->begin_g_step(fake, fake_labels, keep, draw_augmentation(r, r.per_rank_batch));
   } else {
     for (GMicroBatch& m : g_micro) m.augment_fake = draw_augmentation(r, r.per_rank_batch / k);
-    g = r.step->g_step(g_micro, keep);
+    r.step->begin_g_step(g_micro, keep);
   }
   ++r.interval.g_steps;
-  if (update_applied(r, g.skipped, "G", s, g.loss_g, g.grad_norm)) {
-    r.step->update_ema(ema_beta(t.ema_half_life_kimg, t.ema_rampup, s * r.global_batch, r.global_batch));
-    r.interval.add(g);
-  }
+  r.g_update_in_flight = s;
+  if (!r.config.cluster.overlap) finish_g_update(r);
   r.interval.comm_s += r.step->take_communication_seconds();
-  if (r.skips.last_step != s) r.skips.consecutive = 0;
   // Where the next step's data starts: the batch after the last one read.
   const bool epoch_done = batch.batch + 1 == r.loader->batches_per_epoch();
   r.last_batch_epoch = batch.epoch;

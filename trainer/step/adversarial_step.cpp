@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "trainer/model/autocast.h"
 #include "trainer/model/ema.h"
@@ -40,28 +41,49 @@ void accumulate(torch::Tensor& sum, const torch::Tensor& value, double weight) {
 
 }  // namespace
 
-// One micro-batch's D forward and backward, its loss scaled by `weight` (1/K of K micro-batches),
-// so the accumulated gradient is the mean over the whole batch. Its statistics (loss, D(real),
-// D(fake), penalty) are added to `sums` on the device; returns whether a penalty ran.
-bool AdversarialStep::d_forward_backward(const DStepInput& in, double weight, UpdateSums& sums, bool final) {
+// The part of one D micro-batch that needs no fakes: D(real), the reals' loss term (and R1 on the
+// steps that carry it) scaled by `weight` (1/K of K micro-batches), backward. Its gradients
+// accumulate; its statistics come back detached, for d_fake_backward to add to the update's sums.
+AdversarialStep::DRealPart AdversarialStep::d_real_backward(const DStepInput& in, double weight) {
   auto& d = models_.discriminator;
   const bool r1 = in.apply_r1 && options_.r1_gamma > 0;
   // R1 needs the gradient of D(real) with respect to the real images: a leaf that requires grad.
   const torch::Tensor real = r1 ? in.real.detach().requires_grad_(true) : in.real;
-  torch::Tensor real_logits, fake_logits;
+  torch::Tensor real_logits;
   {
     BF16Autocast autocast(options_.amp_bf16, amp_device_);
     real_logits = discriminate(d, augment(real, in.augment_real), in.real_labels).to(torch::kFloat32);
-    fake_logits = discriminate(d, augment(in.fake.detach(), in.augment_fake), in.fake_labels).to(torch::kFloat32);
   }
-  torch::Tensor loss = discriminator_loss(options_.loss, real_logits, fake_logits);
-  torch::Tensor penalty_value = torch::zeros({}, loss.options());
+  torch::Tensor loss = discriminator_loss_real(options_.loss, real_logits);
+  DRealPart part;
+  part.penalty = torch::zeros({}, loss.options());
   if (r1) {
     const torch::Tensor penalty = squared_input_gradient(real_logits, real);
-    penalty_value = penalty;
+    part.penalty = penalty.detach();
     // Lazy regularisation (StyleGAN2): every r1_every-th step, weighted by r1_every.
     loss = loss + (options_.r1_gamma / 2 * static_cast<double>(options_.r1_every)) * penalty;
   }
+  part.penalised = r1;
+  part.loss = loss.detach();
+  part.d_real = torch::sigmoid(real_logits.detach()).mean();
+  (weight == 1.0 ? loss : loss * weight).backward();
+  return part;
+}
+
+// The rest of the micro-batch: D(fake), the fakes' loss term (and WGAN-GP's penalty, which needs
+// both), backward; the final micro-batch's backward starts the all-reduces. The whole loss and its
+// statistics (loss, D(real), D(fake), penalty) are added to `sums` on the device; returns whether a
+// penalty ran.
+bool AdversarialStep::d_fake_backward(const DStepInput& in, const DRealPart& real, double weight, UpdateSums& sums,
+                                      bool final) {
+  auto& d = models_.discriminator;
+  torch::Tensor fake_logits;
+  {
+    BF16Autocast autocast(options_.amp_bf16, amp_device_);
+    fake_logits = discriminate(d, augment(in.fake.detach(), in.augment_fake), in.fake_labels).to(torch::kFloat32);
+  }
+  torch::Tensor loss = discriminator_loss_fake(options_.loss, fake_logits);
+  torch::Tensor penalty_value = real.penalty;
   if (options_.loss == LossKind::kWganGp) {
     TORCH_CHECK(in.gp_eps.defined(), "d_step: the wgan-gp loss needs gp_eps");
     const torch::Tensor penalty = gradient_penalty(
@@ -70,22 +92,23 @@ bool AdversarialStep::d_forward_backward(const DStepInput& in, double weight, Up
           return discriminate(d, x, in.real_labels).to(torch::kFloat32);
         },
         augment(in.real, in.augment_real), augment(in.fake.detach(), in.augment_fake), in.gp_eps);
-    penalty_value = penalty;
+    penalty_value = penalty.detach();
     loss = loss + options_.gp_lambda * penalty;
   }
-  accumulate(sums.loss, loss, weight);
+  const torch::Tensor whole = real.loss + loss.detach();
+  accumulate(sums.loss, whole, weight);
   accumulate(sums.stats,
-             torch::stack({loss.detach(), torch::sigmoid(real_logits.detach()).mean(),
-                           torch::sigmoid(fake_logits.detach()).mean(), penalty_value.detach()})
+             torch::stack({whole, real.d_real, torch::sigmoid(fake_logits.detach()).mean(), penalty_value})
                  .to(torch::kFloat64),
              weight);
   if (final) sync_->reducer_d().begin_final_backward(sums.loss, sums.stats);
   (weight == 1.0 ? loss : loss * weight).backward();
-  return r1 || options_.loss == LossKind::kWganGp;
+  return real.penalised || options_.loss == LossKind::kWganGp;
 }
 
-DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches) {
+DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches, const std::function<void()>& before_fakes) {
   TORCH_CHECK(!micro_batches.empty(), "d_step: no micro-batch");
+  TORCH_CHECK(!g_pending_ || before_fakes, "d_step: G's update is still in flight (finish_g_step first)");
   models_.discriminator->train();
   sync_->reducer_d().zero_grad();
   const double weight = 1.0 / static_cast<double>(micro_batches.size());
@@ -93,8 +116,11 @@ DStepStats AdversarialStep::d_step(const std::vector<DStepInput>& micro_batches)
   advance_power_iteration(*models_.discriminator);
   PowerIterationPause pause(*models_.discriminator, true);
   UpdateSums sums;
-  for (const DStepInput& in : micro_batches)  // gradients accumulate; communication in the last backward only
-    stats.penalised = d_forward_backward(in, weight, sums, &in == &micro_batches.back());
+  for (const DStepInput& in : micro_batches) {  // gradients accumulate; communication in the last backward only
+    const DRealPart real = d_real_backward(in, weight);
+    if (&in == &micro_batches.front() && before_fakes) before_fakes();
+    stats.penalised = d_fake_backward(in, real, weight, sums, &in == &micro_batches.back());
+  }
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_d(), *opt_d_);
   stats.loss_d = update.riders.at(0);
   stats.d_real = update.riders.at(1);
@@ -139,36 +165,50 @@ void AdversarialStep::g_backward(const torch::Tensor& fake, const torch::Tensor&
   for (auto& p : d_params) p.requires_grad_(true);
 }
 
-GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+void AdversarialStep::begin_g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
                                    const AugmentDraw& augment_fake) {
+  TORCH_CHECK(!g_pending_, "begin_g_step: the last G update is still in flight (finish_g_step first)");
   sync_->reducer_g().zero_grad();
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
-  GStepStats stats;
-  UpdateSums sums;
+  UpdateSums sums;  // the reducer keeps what it needs of them
   g_backward(fake, fake_labels, keep_share, augment_fake, 1.0, sums, true);
-  const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_);
-  stats.loss_g = update.riders.at(0);
-  stats.grad_norm = update.grad_norm;
-  stats.skipped = update.skipped;
-  return stats;
+  g_pending_ = true;
 }
 
-GStepStats AdversarialStep::g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share) {
+void AdversarialStep::begin_g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share) {
   TORCH_CHECK(!micro_batches.empty(), "g_step: no micro-batch");
+  TORCH_CHECK(!g_pending_, "begin_g_step: the last G update is still in flight (finish_g_step first)");
   sync_->reducer_g().zero_grad();
   const double weight = 1.0 / static_cast<double>(micro_batches.size());
-  GStepStats stats;
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
   UpdateSums sums;
   for (const GMicroBatch& m : micro_batches) {  // one G graph alive at a time
     const torch::Tensor fake = generate_for_step(m.z, m.labels, /*for_g_step=*/true);
     g_backward(fake, m.labels, keep_share, m.augment_fake, weight, sums, &m == &micro_batches.back());
   }
+  g_pending_ = true;
+}
+
+GStepStats AdversarialStep::finish_g_step() {
+  TORCH_CHECK(g_pending_, "finish_g_step: no G update in flight");
+  g_pending_ = false;
   const AveragedUpdate update = sync_->apply_averaged_update(sync_->reducer_g(), *opt_g_);
+  GStepStats stats;
   stats.loss_g = update.riders.at(0);
   stats.grad_norm = update.grad_norm;
   stats.skipped = update.skipped;
   return stats;
+}
+
+GStepStats AdversarialStep::g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
+                                   const AugmentDraw& augment_fake) {
+  begin_g_step(fake, fake_labels, keep_share, augment_fake);
+  return finish_g_step();
+}
+
+GStepStats AdversarialStep::g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share) {
+  begin_g_step(micro_batches, keep_share);
+  return finish_g_step();
 }
 
 double linear_decay_factor(int64_t step, int64_t steps, double decay_start) {
@@ -177,11 +217,18 @@ double linear_decay_factor(int64_t step, int64_t steps, double decay_start) {
   return std::max(0.0, 1.0 - (done - begin) / (double(steps) - begin));
 }
 
-void AdversarialStep::scale_learning_rates(double factor) {
-  for (auto [optimizer, lr] : {std::pair{opt_g_.get(), options_.lr_g}, std::pair{opt_d_.get(), options_.lr_d}})
-    for (auto& group : optimizer->param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * factor);
+namespace {
+void scale_learning_rate(torch::optim::Adam& optimizer, double lr, double factor) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * factor);
 }
+}  // namespace
+
+void AdversarialStep::scale_learning_rate_g(double factor) {
+  TORCH_CHECK(!g_pending_, "scale_learning_rate_g: a G update is in flight; it would take the new rate");
+  scale_learning_rate(*opt_g_, options_.lr_g, factor);
+}
+
+void AdversarialStep::scale_learning_rate_d(double factor) { scale_learning_rate(*opt_d_, options_.lr_d, factor); }
 
 void AdversarialStep::update_ema(double beta) {
   if (models_.generator_ema) ema_update(*models_.generator_ema, *models_.generator, beta);

@@ -1,10 +1,16 @@
 // The adversarial step on one rank, in lock-step with every other rank:
 //   fake = G(z)
-//   D step: loss_D(D(real), D(fake.detach())) -> backward -> average D grads -> Adam step
+//   D step: loss_D(D(real)) -> backward, then loss_D(D(fake.detach())) -> backward
+//           -> average D grads -> Adam step
 //   G step: loss_G(D(fake))                   -> backward -> average G grads -> Adam step -> EMA update
+// Every D loss is a term on the reals plus a term on the fakes (trainer/model/losses.h), so the D
+// step backpropagates the reals' term first: that part needs no fakes, and so no G update. The
+// training loop uses this to hide G's gradient all-reduce (begin_g_step) behind the next step's D
+// pass on the reals, finishing G's update (finish_g_step) just before the fakes are made
+// (d_step's before_fakes). The math is the same whenever the update finishes.
 // Conditional models take labels: real ones with the real batch, drawn ones with z. The R1 penalty
-// (every r1_every-th D step, weighted gamma / 2 * r1_every) and WGAN-GP's penalty are added to D's
-// loss before its single backward.
+// (every r1_every-th D step, weighted gamma / 2 * r1_every) joins the reals' term; WGAN-GP's
+// penalty, which needs both, the fakes' term.
 // Replicas start identical (broadcast from rank 0) and stay identical: the same averaged gradient
 // goes into the same optimizer everywhere (trainer/step/replica_sync.h). BatchNorm uses each rank's
 // own batch statistics while training; average_batchnorm_statistics() makes the running statistics
@@ -13,6 +19,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 
 #include "cluster/communicator.h"
@@ -104,7 +111,10 @@ class AdversarialStep {
   // training.accumulate: one D update from K micro-batches, each forward and backward in turn with
   // its loss weighted 1/K, then one gradient all-reduce (none for the first K-1, as DDP's no_sync):
   // the update of the mean loss over all K micro-batches.
-  DStepStats d_step(const std::vector<DStepInput>& micro_batches);
+  // `before_fakes`, when given, runs after the first micro-batch's reals have been backpropagated
+  // and before any micro-batch's `fake` is read: the caller may finish a G update there and fill
+  // in the fakes of `micro_batches` (a G update may be in flight only when it is given).
+  DStepStats d_step(const std::vector<DStepInput>& micro_batches, const std::function<void()>& before_fakes = {});
   // One G update through D(fake, labels), from the ceil(keep_share x B) fakes D scores highest
   // (top-k training, Sinha et al. 2020; 1: all of them). `augment_fake` (training.augment)
   // transforms the fakes before D, differentiably.
@@ -115,8 +125,23 @@ class AdversarialStep {
   // its graph) and backpropagated before the next, so one G graph is alive at a time. top-k acts
   // within each micro-batch.
   GStepStats g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share = 1.0);
-  // Both optimizers' learning rates become `factor` x the configured ones (a schedule).
-  void scale_learning_rates(double factor);
+  // G's update in two halves: backward, whose hooks start the gradient all-reduces (returns with
+  // them in flight), and finish_g_step(): wait, average, Adam step. Between them the caller may run
+  // anything that needs neither G's gradients nor its new weights (a D step's reals). One update in
+  // flight at a time; g_step() does both at once.
+  void begin_g_step(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share = 1.0,
+                    const AugmentDraw& augment_fake = {});
+  void begin_g_step(const std::vector<GMicroBatch>& micro_batches, double keep_share = 1.0);
+  GStepStats finish_g_step();
+  bool g_step_in_flight() const { return g_pending_; }
+  // Both optimizers' learning rates become `factor` x the configured ones (a schedule). G's may
+  // not change while its update is in flight.
+  void scale_learning_rates(double factor) {
+    scale_learning_rate_d(factor);
+    scale_learning_rate_g(factor);
+  }
+  void scale_learning_rate_d(double factor);
+  void scale_learning_rate_g(double factor);
   // Moves G's EMA (if the models have one) towards G with this beta (trainer/model/ema.h).
   void update_ema(double beta);
 
@@ -136,7 +161,13 @@ class AdversarialStep {
   struct UpdateSums {
     torch::Tensor loss, stats;
   };
-  bool d_forward_backward(const DStepInput& in, double weight, UpdateSums& sums, bool final);
+  // One D micro-batch's reals' part, detached: its loss term (with R1), mean D(real), R1's value.
+  struct DRealPart {
+    torch::Tensor loss, d_real, penalty;
+    bool penalised = false;
+  };
+  DRealPart d_real_backward(const DStepInput& in, double weight);
+  bool d_fake_backward(const DStepInput& in, const DRealPart& real, double weight, UpdateSums& sums, bool final);
   void g_backward(const torch::Tensor& fake, const torch::Tensor& fake_labels, double keep_share,
                   const AugmentDraw& augment_fake, double weight, UpdateSums& sums, bool final);
 
@@ -146,6 +177,7 @@ class AdversarialStep {
   StepOptions options_;
   std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
   std::unique_ptr<ReplicaSync> sync_;  // after models_: it refers to them
+  bool g_pending_ = false;             // begin_g_step ran, finish_g_step not yet
 };
 
 }  // namespace distgan
