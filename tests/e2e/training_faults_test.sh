@@ -42,4 +42,8 @@ expect_fail 1 "a replica that drifts is caught at the next check, naming the ten
 expect_ok "the checkpoint before the drift is kept" "^ckpt_00000004.h5$" ls drift/checkpoints
 expect_ok "identical replicas pass the check every step" "distgan: done" \
   train nodrift "" --set cluster.check_replicas_every=1
+expect_fail 1 "a malformed DISTGAN_MPI_PROGRESS_US is one clear error on every rank" \
+  "rank 1\] error: DISTGAN_MPI_PROGRESS_US: 'abc' is not a whole number of microseconds from 0 \(no progress thread\)" \
+  env DISTGAN_MPI_PROGRESS_US=abc mpiexec -n 2 --oversubscribe -x DISTGAN_MPI_PROGRESS_US "$DISTGAN" train \
+  -c "$config" --set data.path=fm.h5 --set logging.run_dir=progress
 finish
