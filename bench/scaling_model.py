@@ -8,7 +8,8 @@ docs/models.md), distgan's bucketing (reverse registration order, a bucket close
 the link's latency alpha and bandwidth B. One all-reduce of S bytes over N ranks (ring):
     T(N, S) = 2 (N-1) alpha + 2 (N-1)/N * S / B
 One update = forward + backward + max(0, last bucket done - backward done) + optimizer; one step =
-the D update + the G update. Efficiency(N) = T_step(1) / T_step(N) (weak scaling, batch per GPU fixed).
+the D update + the G update, except that with overlap G's wait is what is left of it after the next
+step's D pass on the reals (distgan finishes G's update there). Efficiency(N) = T_step(1) / T_step(N) (weak scaling, batch per GPU fixed).
 
 1. Check: calibrated on bench/scaling.sh's unshaped veth run (DCGAN-28, 2 ranks), predicts the same
    run on each shaped link (img/s, comm share) beside the measured medians.
@@ -124,11 +125,19 @@ def update(fwd, pre, bwd, bks, allreduce, wire_bytes, overlap):
 
 def step(g, d, bg, bd, sec_per_flop, batch, allreduce, wire_bytes, overlap=True, opt_s=0.0):
     """D update: G forward once (the fake is reused), D forward+backward on real and fake; G update: D
-    forward on the fake, D backward for its input only (weights frozen, ~1x forward), G backward (~2x)."""
+    forward on the fake, D backward for its input only (weights frozen, ~1x forward), G backward (~2x).
+    With overlap, G's traffic left after its backward travels on during the next step's D pass on the
+    reals (forward + backward, 3x D's forward), which needs no G; D's own update then backpropagates
+    only the fakes' term with its buckets."""
     fg, fd = g["fwd"] * batch * sec_per_flop, d["fwd"] * batch * sec_per_flop
-    t_d, w_d = update(fg + 2 * fd, 0.0, 4 * fd, bd, allreduce, wire_bytes, overlap)
+    if not overlap:
+        t_d, w_d = update(fg + 2 * fd, 0.0, 4 * fd, bd, allreduce, wire_bytes, overlap)
+        t_g, w_g = update(fd, fd, 2 * fg, bg, allreduce, wire_bytes, overlap)
+        return t_d + t_g + opt_s, w_d + w_g
     t_g, w_g = update(fd, fd, 2 * fg, bg, allreduce, wire_bytes, overlap)
-    return t_d + t_g + opt_s, w_d + w_g
+    wait_g = max(0.0, w_g - 3 * fd)  # what the reals' pass did not hide
+    t_d, w_d = update(fg + fd, 0.0, 2 * fd, bd, allreduce, wire_bytes, overlap)
+    return 3 * fd + wait_g + t_d + (t_g - w_g) + opt_s, wait_g + w_d
 
 
 def step_flops(g, d, batch):
@@ -176,7 +185,8 @@ def check(a, g, d):
     print("| link | variant | img/s measured | img/s predicted | comm measured | comm predicted |")
     print("| --- | --- | --- | --- | --- | --- |")
     rows = []
-    rank = {k: i for i, k in enumerate(("loopback", "veth", "10gbit", "1gbit", "overlap", "no-overlap", "bf16-grads"))}
+    rank = {k: i for i, k in enumerate(("loopback", "veth", "10gbit", "1gbit", "overlap", "no-overlap", "bf16-grads",
+                                                 "amp", "amp-bf16-grads"))}
     for (link, variant), (ips, comm) in sorted(med.items(), key=lambda kv: [rank.get(k, 9) for k in kv[0]]):
         cal = med.get((base, variant)) or med.get((base, "overlap"))
         gbps = a.link_gbps.get(link)
@@ -185,7 +195,7 @@ def check(a, g, d):
         # Everything but the wait scales with FLOPs (data, optimizer and packing lumped in).
         busy = 2 * CHECK_BATCH / cal[0] * (1 - cal[1])
         spf = busy / step_flops(g, d, CHECK_BATCH)
-        wire = 2 if variant == "bf16-grads" else 4
+        wire = 2 if variant.endswith("bf16-grads") else 4
         ar = lambda s: ring(2, s, a.link_alpha_us * 1e-6, gbps * 1e9 / 8)
         t, wait = step(g, d, buckets(g, a.bucket_bytes), buckets(d, a.bucket_bytes), spf, CHECK_BATCH, ar, wire,
                        overlap=variant != "no-overlap")

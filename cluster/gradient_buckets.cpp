@@ -199,14 +199,20 @@ void GradientReducer::start_bucket(size_t b) {
   work_.push_back(comm_.allreduce(wire_[b], {ReduceOp::kSum}));
 }
 
-AveragedGradients GradientReducer::finish_update() {
-  using Clock = std::chrono::steady_clock;
-  TORCH_CHECK(side_source_.defined(), "gradient buckets: finish_update without begin_final_backward");
+void GradientReducer::start_remaining_buckets() {
+  TORCH_CHECK(side_source_.defined(), "gradient buckets: no update after begin_final_backward");
   armed_ = false;
   if (hook_state_->failure) std::rethrow_exception(std::exchange(hook_state_->failure, nullptr));
   torch::NoGradGuard no_grad;
   last_started_during_backward_ = started_during_backward_;
   while (work_.size() < buckets_.size()) start_bucket(work_.size());  // starts while the next bucket packs
+}
+
+AveragedGradients GradientReducer::finish_update() {
+  using Clock = std::chrono::steady_clock;
+  TORCH_CHECK(side_source_.defined(), "gradient buckets: finish_update without begin_final_backward");
+  start_remaining_buckets();
+  torch::NoGradGuard no_grad;
   const auto t0 = Clock::now();
   for (auto& w : work_) w->wait();
   last_wait_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -70,6 +70,10 @@ class GradientReducer {
   // After that backward: starts the buckets the hooks did not, waits for all, and leaves every
   // gradient averaged across ranks, in place. A parameter without a gradient counts as zero.
   AveragedGradients finish_update();
+  // After that backward: starts every bucket the hooks did not (all of them where backward ran on
+  // another thread, as on CUDA), so the all-reduces travel while the caller does other work before
+  // finish_update(). finish_update() calls it itself.
+  void start_remaining_buckets();
   // Both at once, for gradients already computed: the ranks' mean of `side_value`.
   double average_gradients(double side_value = 0.0);
   // Sets every gradient to zero. Use this instead of Optimizer::zero_grad(): LibTorch 1.13's

@@ -127,11 +127,11 @@ std::unique_ptr<Work> MpiCommunicator::allreduce(torch::Tensor& tensor, const Al
   const bool bf16 = tensor.scalar_type() == torch::kBFloat16;
   if (bf16 && options.op == ReduceOp::kMax)
     throw ClusterError("mpi backend: a maximum of bfloat16 values is not supported (sum or average)");
-  const MPI_Op op = bf16 ? bf16_sum_op() : options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   torch::Tensor host = host_side(tensor);
   std::shared_ptr<MpiRequest> tracked;
   {
-    std::lock_guard<std::mutex> lock(mpi_call_mutex());
+    std::lock_guard<std::mutex> lock(mpi_call_mutex());  // bf16_sum_op() may create the op: an MPI call
+    const MPI_Op op = bf16 ? bf16_sum_op() : options.op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
     MPI_Request request;
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), type, op, comm_, &request));
     tracked = progress_->track(request);

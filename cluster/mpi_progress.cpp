@@ -60,7 +60,8 @@ bool MpiProgress::test(MpiRequest& request, const std::string& what) {
     request.done = flag != 0;
   }
   if (rc != MPI_SUCCESS) {
-    request.done = true;  // never tested again
+    request.done = true;  // never tested again; a later wait() reports the same error
+    request.error = rc;
     throw_mpi_error(rc, ("MPI_Test(" + what + ")").c_str(), __FILE__, __LINE__);
   }
   return request.done;

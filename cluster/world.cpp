@@ -104,7 +104,8 @@ World::World(int* argc, char*** argv) {
     // 7 MiB of DCGAN-28 gradients on 2 ranks here, against 1.0 ms with the ring algorithm (also
     // faster than the blocking MPI_Allreduce, 1.2 ms). A value the user set wins.
     setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0);
-    // The loader thread never calls MPI, and collectives are issued from one thread at a time.
+    // The loader thread never calls MPI; the MPI backend's progress thread (cluster/mpi_progress.h)
+    // does, holding the same lock as every other MPI call of cluster/: one thread in MPI at a time.
     int provided = 0;
     MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
     owns_mpi_ = true;

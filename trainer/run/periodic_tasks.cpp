@@ -12,6 +12,7 @@
 #include "trainer/run/distributed_eval.h"
 #include "trainer/run/run_setup.h"
 #include "trainer/run/training_loop.h"
+#include "trainer/run/training_step.h"
 
 namespace distgan {
 
@@ -71,11 +72,19 @@ void preemption_task(RunState& r, int64_t) {
   torch::Tensor flags = torch::tensor({static_cast<int64_t>(cluster::preemption_signal()),
                                        int64_t{r.checkpoint_failed ? 1 : 0}},
                                       torch::kInt64);
+  // With G's all-reduce still in flight (cluster.overlap) this tiny one can queue behind its bytes
+  // on a slow link: that wait is communication, and is counted so (not as the task's time).
+  const auto start = Clock::now();
   r.comm->allreduce(flags, {cluster::ReduceOp::kMax})->wait();
-  if (flags[1].item<int64_t>() != 0)
+  const double waited = seconds_between(start, Clock::now());
+  r.interval.comm_s += waited;
+  r.interval.task_s -= waited;  // the loop adds the whole task time
+  if (flags[1].item<int64_t>() != 0) {
+    finish_g_update(r);  // no all-reduce left in flight when every rank stops
     throw AgreedFailure("stopping after a failed checkpoint (checkpoint.on_error: abort; the reason is above); the "
                         "previous checkpoint stays",
                         1, r.is_root());
+  }
   const int64_t signal = flags[0].item<int64_t>();
   if (signal == 0) return;
   r.preempted = true;

@@ -10,9 +10,9 @@
 //   7. checkpoint          checkpoint.every             (BatchNorm averaged, RNG states to rank 0)
 //   8. written checkpoints every step                   (rank 0 reports the background writer's results)
 //   9. preemption          every step                   (one allreduce: a signal or a failed checkpoint)
-// After the preemption task has agreed to stop, the loop writes a last checkpoint and ends. Tasks 1-4,
-// 6 and 7 finish the G update still in flight first (every rank alike: due() is a function of the
-// step).
+// After the preemption task has agreed to stop, the loop writes a last checkpoint and ends. When any of
+// tasks 1-4, 6 and 7 is due, the loop first finishes the G update still in flight (every rank
+// alike: due() is a function of the step); the preemption task finishes it before it stops a run.
 #pragma once
 
 #include <cstdint>

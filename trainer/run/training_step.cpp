@@ -49,7 +49,7 @@ AugmentDraw draw_augmentation(RunState& r, int64_t micro) {
 DStepInput next_d_input(RunState& r, int64_t s, int64_t c, const data::Batch& batch, int64_t j, torch::Tensor& z) {
   const int64_t k = r.config.training.accumulate, b = r.per_rank_batch / k, classes = r.spec.num_classes;
   DStepInput in;
-  // Pinned host batches copy asynchronously while the G forward runs.
+  // Pinned host batches copy asynchronously while the step goes on.
   in.real = (k == 1 ? batch.data : batch.data.narrow(0, j * b, b)).to(r.device, /*non_blocking=*/true);
   if (r.channels_last) in.real = in.real.contiguous(torch::MemoryFormat::ChannelsLast);
   if (r.faults.poisons_batch(s, r.rank(), r.world_size())) in.real = in.real * NAN;

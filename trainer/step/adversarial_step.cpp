@@ -172,6 +172,7 @@ void AdversarialStep::begin_g_step(const torch::Tensor& fake, const torch::Tenso
   PowerIterationPause pause(*models_.discriminator, true);  // D is not updated here
   UpdateSums sums;  // the reducer keeps what it needs of them
   g_backward(fake, fake_labels, keep_share, augment_fake, 1.0, sums, true);
+  sync_->reducer_g().start_remaining_buckets();
   g_pending_ = true;
 }
 
@@ -186,6 +187,7 @@ void AdversarialStep::begin_g_step(const std::vector<GMicroBatch>& micro_batches
     const torch::Tensor fake = generate_for_step(m.z, m.labels, /*for_g_step=*/true);
     g_backward(fake, m.labels, keep_share, m.augment_fake, weight, sums, &m == &micro_batches.back());
   }
+  sync_->reducer_g().start_remaining_buckets();
   g_pending_ = true;
 }
 
