@@ -137,8 +137,8 @@ class AdversarialStep {
   // Both optimizers' learning rates become `factor` x the configured ones (a schedule). G's may
   // not change while its update is in flight.
   void scale_learning_rates(double factor) {
+    scale_learning_rate_g(factor);  // first: it refuses while G's update is in flight
     scale_learning_rate_d(factor);
-    scale_learning_rate_g(factor);
   }
   void scale_learning_rate_d(double factor);
   void scale_learning_rate_g(double factor);
