@@ -3,6 +3,8 @@
 #include "trainer/model/onednn_conv_transpose.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
 #include <torch/version.h>
 
 #include "trainer/config/config.h"
@@ -240,6 +242,35 @@ TEST_F(OnednnConvTranspose, DcganGeneratorGivesLibTorchsOutputAndGradients) {
     ASSERT_EQ(ours.size(), reference.size());
     for (size_t i = 0; i < ours.size(); ++i) expect_close(ours[i], reference[i], i == 0 ? "G(z)" : "a gradient of G");
   }
+}
+
+TEST_F(OnednnConvTranspose, WeightGradientsComeAfterEveryOtherGradientOfG) {
+  // A transposed convolution's weight gradient runs in a node of the lowest priority, so G's first
+  // layer (whose gradient DCGAN's all-reduce waits for longest) gets its gradient before them.
+  ModelSpec s;
+  s.sample_shape = {1, 28, 28};
+  s.ch = 16;
+  s.z_dim = 10;
+  s.onednn_conv_transpose = true;
+  torch::manual_seed(5);
+  GanModels m = build_models(s);
+  std::vector<std::string> arrived;
+  std::map<std::string, bool> transposed;
+  for (const auto& child : m.generator->named_modules("", /*include_self=*/false))
+    if (std::dynamic_pointer_cast<OnednnConvTranspose2dImpl>(child.value()))
+      for (const auto& p : child.value()->named_parameters(/*recurse=*/false))
+        transposed[child.key() + "." + p.key()] = true;
+  ASSERT_EQ(transposed.size(), 3u);  // two layers' weights, and the bias of the output layer (the other feeds BatchNorm)
+  for (const auto& p : m.generator->named_parameters()) {
+    const std::string name = p.key();
+    p.value().register_hook([&arrived, name](const torch::Tensor&) { arrived.push_back(name); });
+  }
+  const torch::Tensor x = m.generator->forward(torch::randn({8, 10}));
+  (x * torch::randn(x.sizes())).sum().backward();
+  ASSERT_EQ(arrived.size(), m.generator->parameters().size());
+  const size_t others = arrived.size() - transposed.size();
+  for (size_t i = 0; i < arrived.size(); ++i)
+    EXPECT_EQ(transposed.count(arrived[i]) > 0, i >= others) << "gradient " << i << ": " << arrived[i];
 }
 
 TEST(OnednnConvTransposeBuild, ConfigChoosesTheKernelAndRefusesWhatCannotRun) {

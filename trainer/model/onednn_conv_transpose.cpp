@@ -2,6 +2,9 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
 
 #include <stdexcept>
 
@@ -231,73 +234,141 @@ Gradients backward_on_onednn(const Problem& p, const torch::Tensor& x, const tor
   return g;
 }
 
-// Saved: the input as given (so that a gradient of the gradient reaches it), the weight, the bias.
-// "No bias" is an empty tensor: LibTorch 1.13's Function::apply cannot take an undefined one.
-struct OnednnConvTranspose2d : torch::autograd::Function<OnednnConvTranspose2d> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input,
-                               const torch::Tensor& weight, const torch::Tensor& bias,
-                               const ConvTranspose2dGeometry& geometry) {
-    // Seen by profilers and by the FlopCounter (trainer/run/flop_counter.cpp), as LibTorch's ops are.
-    RECORD_FUNCTION(kOnednnConvTransposeForwardName, std::vector<c10::IValue>({input, weight}));
-    const Problem p = problem_for(input, weight, bias.numel() > 0, geometry);
-    ctx->save_for_backward({input, weight, bias});
-    ctx->saved_data["stride"] = std::vector<int64_t>(geometry.stride.begin(), geometry.stride.end());
-    ctx->saved_data["padding"] = std::vector<int64_t>(geometry.padding.begin(), geometry.padding.end());
-    ctx->saved_data["input_format"] = static_cast<int64_t>(input.suggest_memory_format());
-    return forward_on_onednn(p, input.contiguous(kernel_format(p)), weight, bias)
-        .contiguous(input.suggest_memory_format());
-  }
+// Under create_graph (a gradient penalty through G): LibTorch's op, recomputed from the saved
+// tensors, so that the gradients are themselves differentiable. `want` marks x, weight, bias.
+torch::autograd::variable_list libtorch_gradients(const torch::Tensor& x, const torch::Tensor& weight,
+                                                  const torch::Tensor& bias, const ConvTranspose2dGeometry& g,
+                                                  const torch::Tensor& grad_y, std::array<bool, 3> want) {
+  const torch::Tensor y = torch::conv_transpose2d(x, weight, bias, g.stride, g.padding);
+  std::vector<torch::Tensor> inputs;
+  std::vector<size_t> slots;
+  const std::array<torch::Tensor, 3> candidates{x, weight, bias};
+  for (size_t i = 0; i < candidates.size(); ++i)
+    if (want[i] && candidates[i].defined() && candidates[i].requires_grad()) {
+      inputs.push_back(candidates[i]);
+      slots.push_back(i);
+    }
+  torch::autograd::variable_list out(3);
+  if (inputs.empty()) return out;
+  const auto grads = torch::autograd::grad({y}, inputs, {grad_y}, /*retain_graph=*/true, /*create_graph=*/true,
+                                           /*allow_unused=*/true);
+  for (size_t i = 0; i < slots.size(); ++i) out[slots[i]] = grads[i];
+  return out;
+}
 
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &x = saved[0], &weight = saved[1];
-    const torch::Tensor bias = saved[2].numel() > 0 ? saved[2] : torch::Tensor();
-    ConvTranspose2dGeometry geometry;
-    const auto stride = ctx->saved_data["stride"].toIntVector(), padding = ctx->saved_data["padding"].toIntVector();
-    geometry.stride = {stride[0], stride[1]};
-    geometry.padding = {padding[0], padding[1]};
-    const auto format = static_cast<torch::MemoryFormat>(ctx->saved_data["input_format"].toInt());
-    const torch::Tensor& grad_y = grad_outputs[0];
-    if (!grad_y.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
-    if (torch::GradMode::is_enabled()) return differentiable_backward(ctx, x, weight, bias, geometry, grad_y, format);
-
-    const Problem p = problem_for(x, weight, bias.defined(), geometry);
-    const int64_t passes = (ctx->needs_input_grad(0) ? 1 : 0) + (ctx->needs_input_grad(1) ? 1 : 0);
-    RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, weight, passes}));
-    Gradients g = backward_on_onednn(p, x.contiguous(kernel_format(p)), weight, grad_y.contiguous(kernel_format(p)),
-                                     ctx->needs_input_grad(0), ctx->needs_input_grad(1),
-                                     bias.defined() && ctx->needs_input_grad(2));
-    if (g.input.defined()) g.input = g.input.contiguous(format);
-    return {g.input, g.weight, g.bias, torch::Tensor()};
-  }
-
-  // Under create_graph (a gradient penalty through G): LibTorch's op, recomputed from the saved
-  // tensors, so that the gradients are themselves differentiable.
-  static torch::autograd::variable_list differentiable_backward(torch::autograd::AutogradContext* ctx,
-                                                                const torch::Tensor& x, const torch::Tensor& weight,
-                                                                const torch::Tensor& bias,
-                                                                const ConvTranspose2dGeometry& g,
-                                                                const torch::Tensor& grad_y,
-                                                                torch::MemoryFormat format) {
-    const torch::Tensor y = torch::conv_transpose2d(x, weight, bias, g.stride, g.padding);
-    std::vector<torch::Tensor> inputs;
-    std::vector<size_t> slots;
-    const std::array<torch::Tensor, 3> candidates{x, weight, bias};
-    for (size_t i = 0; i < candidates.size(); ++i)
-      if (candidates[i].defined() && candidates[i].requires_grad() && ctx->needs_input_grad(i)) {
-        inputs.push_back(candidates[i]);
-        slots.push_back(i);
-      }
-    torch::autograd::variable_list out(4);
-    if (inputs.empty()) return out;
-    const auto grads = torch::autograd::grad({y}, inputs, {grad_y}, /*retain_graph=*/true, /*create_graph=*/true,
-                                             /*allow_unused=*/true);
-    for (size_t i = 0; i < slots.size(); ++i) out[slots[i]] = grads[i];
-    if (out[0].defined()) out[0] = out[0].contiguous(format);
-    return out;
+// What both backward nodes keep: the input as given (so that a gradient of the gradient reaches
+// it), the weight, the bias, the geometry and the input's memory format (dL/dx comes back in it).
+struct SavedConvTranspose {
+  SavedConvTranspose(const torch::Tensor& x_, const torch::Tensor& w_, const torch::Tensor& b_,
+                     const ConvTranspose2dGeometry& g, torch::MemoryFormat f)
+      : x(x_, false), weight(w_, false), bias(b_, false), has_bias(b_.defined()), geometry(g), format(f) {}
+  torch::autograd::SavedVariable x, weight, bias;
+  bool has_bias;
+  ConvTranspose2dGeometry geometry;
+  torch::MemoryFormat format;
+  void release() {
+    x.reset_data();
+    weight.reset_data();
+    bias.reset_data();
   }
 };
+
+// A transposed convolution's backward is two products: dL/dx, which the layers before it wait
+// for, and dL/dW (with dL/db), which nothing in the backward pass waits for. They run in two nodes.
+// WeightGradient has sequence number 0: LibTorch's engine runs the ready node with the highest
+// number first, so this one runs after every other node that is ready. The layers before it then
+// backpropagate first, and their gradients (G's first layer in DCGAN: two thirds of G's bytes) can
+// start their all-reduce while the weight gradient computes (trainer/step/replica_sync.cpp puts
+// these weights in G's last buckets).
+struct WeightGradient : torch::autograd::Node {
+  explicit WeightGradient(SavedConvTranspose saved) : Node(/*sequence_nr=*/0), s(std::move(saved)) {}
+  std::string name() const override { return "distgan::ConvTranspose2dWeightBackward"; }
+  void release_variables() override { s.release(); }
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    const torch::Tensor& grad_y = grads[0];
+    torch::autograd::variable_list out(num_outputs());
+    const bool want_w = task_should_compute_output(0), want_b = s.has_bias && task_should_compute_output(1);
+    if (!grad_y.defined() || (!want_w && !want_b)) return out;
+    const torch::Tensor x = s.x.unpack(), w = s.weight.unpack(), b = s.bias.unpack();
+    if (torch::GradMode::is_enabled()) {
+      const auto g = libtorch_gradients(x, w, b, s.geometry, grad_y, {false, want_w, want_b});
+      out[0] = g[1];
+      if (s.has_bias) out[1] = g[2];
+      return out;
+    }
+    const Problem p = problem_for(x, w, s.has_bias, s.geometry);
+    RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, w, int64_t{want_w}}));
+    Gradients g = backward_on_onednn(p, x.contiguous(kernel_format(p)), w, grad_y.contiguous(kernel_format(p)),
+                                     false, want_w, want_b);
+    out[0] = g.weight;
+    if (s.has_bias) out[1] = g.bias;
+    return out;
+  }
+
+  SavedConvTranspose s;
+};
+
+// dL/dx, and dL/dy handed on to the WeightGradient node (its second output edge).
+struct InputGradient : torch::autograd::Node {
+  explicit InputGradient(SavedConvTranspose saved) : s(std::move(saved)) {}
+  std::string name() const override { return "distgan::ConvTranspose2dBackward"; }
+  void release_variables() override { s.release(); }
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    const torch::Tensor& grad_y = grads[0];
+    torch::autograd::variable_list out(num_outputs());
+    if (!grad_y.defined()) return out;
+    if (num_outputs() > 1 && task_should_compute_output(1)) out[1] = grad_y;
+    if (!task_should_compute_output(0)) return out;
+    const torch::Tensor x = s.x.unpack(), w = s.weight.unpack();
+    if (torch::GradMode::is_enabled()) {
+      out[0] = libtorch_gradients(x, w, s.bias.unpack(), s.geometry, grad_y, {true, false, false})[0];
+    } else {
+      const Problem p = problem_for(x, w, s.has_bias, s.geometry);
+      RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, w, int64_t{1}}));
+      out[0] = backward_on_onednn(p, x.contiguous(kernel_format(p)), w, grad_y.contiguous(kernel_format(p)), true,
+                                  false, false)
+                   .input;
+    }
+    if (out[0].defined()) out[0] = out[0].contiguous(s.format);
+    return out;
+  }
+
+  SavedConvTranspose s;
+};
+
+// The forward on oneDNN, then (when anything needs a gradient) the two backward nodes wired in:
+// y's grad_fn is InputGradient, whose edges lead to x's and to WeightGradient, whose edges lead to
+// the weight and the bias.
+torch::Tensor conv_transpose_on_onednn(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                                       const ConvTranspose2dGeometry& geometry) {
+  // Seen by profilers and by the FlopCounter (trainer/run/flop_counter.cpp), as LibTorch's ops are.
+  RECORD_FUNCTION(kOnednnConvTransposeForwardName, std::vector<c10::IValue>({x, w}));
+  const Problem p = problem_for(x, w, b.defined(), geometry);
+  const torch::MemoryFormat format = x.suggest_memory_format();
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;  // the graph is wired by hand below
+    y = forward_on_onednn(p, x.contiguous(kernel_format(p)), w, b.defined() ? b : torch::Tensor()).contiguous(format);
+  }
+  const bool weights_need = w.requires_grad() || (b.defined() && b.requires_grad());
+  if (!torch::GradMode::is_enabled() || (!x.requires_grad() && !weights_need)) return y;
+  torch::autograd::edge_list edges = torch::autograd::collect_next_edges(x);
+  if (weights_need) {
+    auto weight_node = std::shared_ptr<WeightGradient>(new WeightGradient(SavedConvTranspose(x, w, b, geometry, format)),
+                                                       torch::autograd::deleteNode);
+    weight_node->set_next_edges(b.defined() ? torch::autograd::collect_next_edges(w, b)
+                                            : torch::autograd::collect_next_edges(w));
+    weight_node->add_input_metadata(y);
+    edges.emplace_back(std::move(weight_node), 0);
+  }
+  auto input_node = std::shared_ptr<InputGradient>(new InputGradient(SavedConvTranspose(x, w, b, geometry, format)),
+                                                   torch::autograd::deleteNode);
+  input_node->set_next_edges(std::move(edges));
+  torch::autograd::set_history(y, input_node);
+  return y;
+}
 
 // Under CPU autocast LibTorch 1.13 runs conv_transpose2d in float32 (its autocast "fp32" list: bf16
 // inputs are cast up), so the float32 kernel here is what LibTorch would run, after the same cast.
@@ -355,8 +426,8 @@ torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::T
   // Autocast's cast to float32 (differentiable; nothing to do outside autocast).
   const torch::Tensor x = input.to(torch::kFloat), w32 = weight.to(torch::kFloat);
   const torch::Tensor w = w32.is_non_overlapping_and_dense() ? w32 : w32.contiguous();
-  const torch::Tensor b = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::empty({0}, x.options());
-  return OnednnConvTranspose2d::apply(x, w, b, geometry);
+  const torch::Tensor b = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::Tensor();
+  return conv_transpose_on_onednn(x, w, b, geometry);
 }
 
 #endif

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <set>
 
 #include "trainer/model/ema.h"
 #include "trainer/model/optimizer_state.h"
@@ -21,15 +22,31 @@ std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
   return stats;
 }
 
+// `module`'s parameters for a GradientReducer, which buckets them in reverse order, the order
+// backward produces their gradients: registration order, except that the weights of oneDNN
+// transposed convolutions go first (into the last buckets). Their gradients come last of all: a
+// node of the lowest priority computes them (trainer/model/onednn_conv_transpose.cpp), so that the
+// layers before them backpropagate first and the buckets of those layers start sooner.
+std::vector<torch::Tensor> in_gradient_order(torch::nn::Module& module) {
+  std::set<const c10::TensorImpl*> late;
+  for (const auto& child : module.modules(/*include_self=*/false))
+    if (const auto conv = std::dynamic_pointer_cast<OnednnConvTranspose2dImpl>(child); conv && conv->use_onednn)
+      for (const auto& p : conv->parameters(/*recurse=*/false)) late.insert(p.unsafeGetTensorImpl());
+  std::vector<torch::Tensor> first, rest;
+  for (const auto& p : module.parameters()) (late.count(p.unsafeGetTensorImpl()) ? first : rest).push_back(p);
+  first.insert(first.end(), rest.begin(), rest.end());
+  return first;
+}
+
 }  // namespace
 
 ReplicaSync::ReplicaSync(GanModels& models, cluster::Communicator& comm, int64_t bucket_bytes, bool overlap,
                          torch::ScalarType wire_dtype)
     : models_(models), comm_(comm) {
-  reduce_g_ = std::make_unique<cluster::GradientReducer>(models_.generator->parameters(), comm, bucket_bytes, overlap,
-                                                         wire_dtype);
-  reduce_d_ = std::make_unique<cluster::GradientReducer>(models_.discriminator->parameters(), comm, bucket_bytes,
+  reduce_g_ = std::make_unique<cluster::GradientReducer>(in_gradient_order(*models_.generator), comm, bucket_bytes,
                                                          overlap, wire_dtype);
+  reduce_d_ = std::make_unique<cluster::GradientReducer>(in_gradient_order(*models_.discriminator), comm,
+                                                         bucket_bytes, overlap, wire_dtype);
 }
 
 // Every rank's loss rides with the gradients: a non-finite one anywhere makes the average so, and
