@@ -299,8 +299,8 @@ struct WeightGradient : torch::autograd::Node {
     }
     const Problem p = problem_for(x, w, s.has_bias, s.geometry);
     RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, w, int64_t{want_w}}));
-    Gradients g = backward_on_onednn(p, x.contiguous(kernel_format(p)), w, grad_y.contiguous(kernel_format(p)),
-                                     false, want_w, want_b);
+    Gradients g = backward_on_onednn(p, x.contiguous(kernel_format(p)), w, grad_y.contiguous(kernel_format(p)), false,
+                                     want_w, want_b);
     out[0] = g.weight;
     if (s.has_bias) out[1] = g.bias;
     return out;
@@ -356,8 +356,8 @@ torch::Tensor conv_transpose_on_onednn(const torch::Tensor& x, const torch::Tens
   if (!torch::GradMode::is_enabled() || (!x.requires_grad() && !weights_need)) return y;
   torch::autograd::edge_list edges = torch::autograd::collect_next_edges(x);
   if (weights_need) {
-    auto weight_node = std::shared_ptr<WeightGradient>(new WeightGradient(SavedConvTranspose(x, w, b, geometry, format)),
-                                                       torch::autograd::deleteNode);
+    auto weight_node = std::shared_ptr<WeightGradient>(
+        new WeightGradient(SavedConvTranspose(x, w, b, geometry, format)), torch::autograd::deleteNode);
     weight_node->set_next_edges(b.defined() ? torch::autograd::collect_next_edges(w, b)
                                             : torch::autograd::collect_next_edges(w));
     weight_node->add_input_metadata(y);
