@@ -129,6 +129,9 @@ struct OnednnConvTranspose2dImpl : torch::nn::ConvTranspose2dImpl {
   bool use_onednn;
   bool onednn_takes_options;  // output padding 0, dilation 1, groups 1, zero padding
   ConvTranspose2dGeometry geometry;  // the options' stride and padding, for oneDNN
+  bool weight_gradient_last = false;  // set by build_models (order_weight_gradients in models.cpp)
+  // Whether backward computes this layer's weight gradient after every other node (oneDNN on the CPU).
+  bool weight_gradient_runs_last() const;
 };
 TORCH_MODULE(OnednnConvTranspose2d);
 

@@ -28,7 +28,7 @@ bool onednn_compiled_in() { return false; }
 std::string onednn_version() { return ""; }
 bool onednn_conv_transpose_applies(const torch::Tensor&, const torch::Tensor&) { return false; }
 torch::Tensor onednn_conv_transpose2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                                      const ConvTranspose2dGeometry&) {
+                                      const ConvTranspose2dGeometry&, bool) {
   throw std::invalid_argument("this build of distgan has no oneDNN (CMake found no libdnnl-dev 2.x)");
 }
 
@@ -275,13 +275,15 @@ struct SavedConvTranspose {
 
 // A transposed convolution's backward is two products: dL/dx, which the layers before it wait
 // for, and dL/dW (with dL/db), which nothing in the backward pass waits for. They run in two nodes.
-// WeightGradient has sequence number 0: LibTorch's engine runs the ready node with the highest
-// number first, so this one runs after every other node that is ready. The layers before it then
-// backpropagate first, and their gradients (G's first layer in DCGAN: two thirds of G's bytes) can
-// start their all-reduce while the weight gradient computes (trainer/step/replica_sync.cpp puts
-// these weights in G's last buckets).
+// LibTorch's engine runs the ready node with the highest sequence number first. WeightGradient
+// normally gets the next number, made just before InputGradient's, so it runs right after it, as
+// one node would. With `last` it gets 0 and runs after every other node that is ready: the layers
+// before it backpropagate first, and their gradients (G's first layer in DCGAN-28: two thirds of
+// G's bytes) can start their all-reduce while the weight gradient computes
+// (trainer/step/replica_sync.cpp puts these weights in the last buckets).
 struct WeightGradient : torch::autograd::Node {
-  explicit WeightGradient(SavedConvTranspose saved) : Node(/*sequence_nr=*/0), s(std::move(saved)) {}
+  WeightGradient(SavedConvTranspose saved, bool last)
+      : Node(last ? 0 : at::sequence_number::get_and_increment()), s(std::move(saved)) {}
   std::string name() const override { return "distgan::ConvTranspose2dWeightBackward"; }
   void release_variables() override { s.release(); }
 
@@ -342,7 +344,7 @@ struct InputGradient : torch::autograd::Node {
 // y's grad_fn is InputGradient, whose edges lead to x's and to WeightGradient, whose edges lead to
 // the weight and the bias.
 torch::Tensor conv_transpose_on_onednn(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
-                                       const ConvTranspose2dGeometry& geometry) {
+                                       const ConvTranspose2dGeometry& geometry, bool weight_gradient_last) {
   // Seen by profilers and by the FlopCounter (trainer/run/flop_counter.cpp), as LibTorch's ops are.
   RECORD_FUNCTION(kOnednnConvTransposeForwardName, std::vector<c10::IValue>({x, w}));
   const Problem p = problem_for(x, w, b.defined(), geometry);
@@ -357,7 +359,8 @@ torch::Tensor conv_transpose_on_onednn(const torch::Tensor& x, const torch::Tens
   torch::autograd::edge_list edges = torch::autograd::collect_next_edges(x);
   if (weights_need) {
     auto weight_node = std::shared_ptr<WeightGradient>(
-        new WeightGradient(SavedConvTranspose(x, w, b, geometry, format)), torch::autograd::deleteNode);
+        new WeightGradient(SavedConvTranspose(x, w, b, geometry, format), weight_gradient_last),
+        torch::autograd::deleteNode);
     weight_node->set_next_edges(b.defined() ? torch::autograd::collect_next_edges(w, b)
                                             : torch::autograd::collect_next_edges(w));
     weight_node->add_input_metadata(y);
@@ -409,7 +412,8 @@ bool onednn_conv_transpose_applies(const torch::Tensor& input, const torch::Tens
 }
 
 torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::Tensor& weight,
-                                      const torch::Tensor& bias, const ConvTranspose2dGeometry& geometry) {
+                                      const torch::Tensor& bias, const ConvTranspose2dGeometry& geometry,
+                                      bool weight_gradient_last) {
   if (!onednn_conv_transpose_applies(input, weight))
     throw std::invalid_argument(
         "onednn_conv_transpose2d takes non-empty 4-D float32 CPU tensors outside autocast; got "
@@ -427,7 +431,7 @@ torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::T
   const torch::Tensor x = input.to(torch::kFloat), w32 = weight.to(torch::kFloat);
   const torch::Tensor w = w32.is_non_overlapping_and_dense() ? w32 : w32.contiguous();
   const torch::Tensor b = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::Tensor();
-  return conv_transpose_on_onednn(x, w, b, geometry);
+  return conv_transpose_on_onednn(x, w, b, geometry, weight_gradient_last);
 }
 
 #endif

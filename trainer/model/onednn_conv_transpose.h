@@ -42,7 +42,11 @@ bool onednn_conv_transpose_applies(const torch::Tensor& input, const torch::Tens
 // torch::conv_transpose2d(input, weight, bias, stride, padding) on oneDNN. bias may be undefined.
 // The result has the input's memory format. Throws std::runtime_error naming the shapes and
 // oneDNN's message when oneDNN refuses, and std::invalid_argument for tensors it does not take.
+// weight_gradient_last: backward computes dL/dW and dL/db after every other autograd node that is
+// ready (the lowest priority), instead of right after dL/dx: the layers before this one then
+// backpropagate first, so their gradients (and all-reduces) come sooner.
 torch::Tensor onednn_conv_transpose2d(const torch::Tensor& input, const torch::Tensor& weight,
-                                      const torch::Tensor& bias, const ConvTranspose2dGeometry& geometry);
+                                      const torch::Tensor& bias, const ConvTranspose2dGeometry& geometry,
+                                      bool weight_gradient_last = false);
 
 }  // namespace distgan

@@ -23,14 +23,15 @@ std::vector<torch::Tensor> batchnorm_running_stats(torch::nn::Module& module) {
 }
 
 // `module`'s parameters for a GradientReducer, which buckets them in reverse order, the order
-// backward produces their gradients: registration order, except that the weights of oneDNN
-// transposed convolutions go first (into the last buckets). Their gradients come last of all: a
-// node of the lowest priority computes them (trainer/model/onednn_conv_transpose.cpp), so that the
-// layers before them backpropagate first and the buckets of those layers start sooner.
+// backward produces their gradients: registration order, except that the weights of transposed
+// convolutions whose weight gradients run last (OnednnConvTranspose2dImpl::weight_gradient_runs_last)
+// go first, into the last buckets. That depends on the config and the model only, so every rank
+// buckets alike.
 std::vector<torch::Tensor> in_gradient_order(torch::nn::Module& module) {
   std::set<const c10::TensorImpl*> late;
   for (const auto& child : module.modules(/*include_self=*/false))
-    if (const auto conv = std::dynamic_pointer_cast<OnednnConvTranspose2dImpl>(child); conv && conv->use_onednn)
+    if (const auto conv = std::dynamic_pointer_cast<OnednnConvTranspose2dImpl>(child);
+        conv && conv->weight_gradient_runs_last())
       for (const auto& p : conv->parameters(/*recurse=*/false)) late.insert(p.unsafeGetTensorImpl());
   std::vector<torch::Tensor> first, rest;
   for (const auto& p : module.parameters()) (late.count(p.unsafeGetTensorImpl()) ? first : rest).push_back(p);
