@@ -30,24 +30,6 @@ void poll_until_done(const std::function<bool()>& poll, const std::string& what,
   }
 }
 
-// Waits for `request` under the collective deadline (cluster/collective.h); with the watchdog off,
-// a plain blocking MPI_Wait (only to measure what the watchdog costs: a dead peer then hangs).
-void wait_for_mpi_request(MPI_Request& request, const std::string& what, const CollectiveContext& context) {
-  if (!context.watchdog) {
-    const int rc = MPI_Wait(&request, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Wait(" + what + ")").c_str(), __FILE__, __LINE__);
-    return;
-  }
-  poll_until_done(
-      [&] {
-        int done = 0;
-        const int rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Test(" + what + ")").c_str(), __FILE__, __LINE__);
-        return done != 0;
-      },
-      what, context);
-}
-
 std::string describe_collective(const char* op, const torch::Tensor& tensor) {
   return std::string(op) + " of " + std::to_string(tensor.numel()) + " " +
          std::string(c10::toString(tensor.scalar_type())) + " values";

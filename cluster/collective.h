@@ -38,10 +38,6 @@ inline constexpr int kPollMicroseconds = 20;
 void poll_until_done(const std::function<bool()>& poll, const std::string& what, const CollectiveContext& context,
                      const std::function<void()>& on_timeout = {});
 
-// Waits for a non-blocking MPI operation's `request` under the deadline (poll_until_done); with the
-// watchdog off, a plain blocking MPI_Wait (only to measure what the watchdog costs).
-void wait_for_mpi_request(MPI_Request& request, const std::string& what, const CollectiveContext& context);
-
 // "allreduce of 1024 float32 values" (for errors and the watchdog).
 std::string describe_collective(const char* op, const torch::Tensor& tensor);
 

@@ -150,7 +150,7 @@ void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
     std::lock_guard<std::mutex> lock(mpi_call_mutex());
     MPI_CHECK(MPI_Ibcast(host.data_ptr(), static_cast<int>(host.numel()), type, root, comm_, &request.handle));
   }
-  progress_->wait(request, describe_collective("broadcast", host) + " from rank " + std::to_string(root), context_);
+  wait_for_mpi_request(request, describe_collective("broadcast", host) + " from rank " + std::to_string(root), context_);
   if (!host.is_same(tensor)) tensor.copy_(host);
 }
 
@@ -160,7 +160,7 @@ void MpiCommunicator::barrier() {
     std::lock_guard<std::mutex> lock(mpi_call_mutex());
     MPI_CHECK(MPI_Ibarrier(comm_, &request.handle));
   }
-  progress_->wait(request, "barrier", context_);
+  wait_for_mpi_request(request, "barrier", context_);
 }
 
 torch::Tensor MpiCommunicator::allgather(const torch::Tensor& tensor) {
@@ -175,7 +175,7 @@ torch::Tensor MpiCommunicator::allgather(const torch::Tensor& tensor) {
     MPI_CHECK(MPI_Iallgather(host.data_ptr(), static_cast<int>(host.numel()), type, all.data_ptr(),
                              static_cast<int>(host.numel()), type, comm_, &request.handle));
   }
-  progress_->wait(request, describe_collective("allgather", host), context_);
+  wait_for_mpi_request(request, describe_collective("allgather", host), context_);
   return all.to(tensor.device());
 }
 

@@ -67,7 +67,7 @@ bool MpiProgress::test(MpiRequest& request, const std::string& what) {
   return request.done;
 }
 
-void MpiProgress::wait(MpiRequest& request, const std::string& what, const CollectiveContext& context) {
+void wait_for_mpi_request(MpiRequest& request, const std::string& what, const CollectiveContext& context) {
   if (!context.watchdog) {
     std::lock_guard<std::mutex> lock(mpi_call_mutex());
     const int rc = request.done ? request.error : MPI_Wait(&request.handle, MPI_STATUS_IGNORE);
@@ -75,8 +75,12 @@ void MpiProgress::wait(MpiRequest& request, const std::string& what, const Colle
     if (rc != MPI_SUCCESS) throw_mpi_error(rc, ("MPI_Wait(" + what + ")").c_str(), __FILE__, __LINE__);
     return;
   }
+  poll_until_done([&] { return MpiProgress::test(request, what); }, what, context);
+}
+
+void MpiProgress::wait(MpiRequest& request, const std::string& what, const CollectiveContext& context) {
   try {
-    poll_until_done([&] { return test(request, what); }, what, context);
+    wait_for_mpi_request(request, what, context);
   } catch (...) {
     forget(request);
     throw;

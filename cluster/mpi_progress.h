@@ -41,6 +41,11 @@ struct MpiRequest {
   int error = MPI_SUCCESS;  // what MPI_Test returned on the progress thread, for the owner to throw
 };
 
+// Waits for a non-blocking MPI operation's `request` under the deadline (poll_until_done, testing
+// it under mpi_call_mutex()); with the watchdog off, a plain blocking MPI_Wait (only to measure what
+// the watchdog costs). For requests no MpiProgress tracks (start-up, blocking collectives).
+void wait_for_mpi_request(MpiRequest& request, const std::string& what, const CollectiveContext& context);
+
 class MpiProgress {
  public:
   // interval 0: no thread; requests then move only while their owner tests or waits.
@@ -54,8 +59,8 @@ class MpiProgress {
   // Whether it is complete, testing it if it is not known to be; throws ClusterError naming
   // `what` on an MPI error. Takes mpi_call_mutex().
   static bool test(MpiRequest& request, const std::string& what);
-  // test() until complete under the deadline (poll_until_done); with the watchdog off, MPI_Wait.
-  // On a timeout the thread stops testing the request (the job is being abandoned).
+  // wait_for_mpi_request(); on a timeout the thread stops testing the request (the job is being
+  // abandoned).
   void wait(MpiRequest& request, const std::string& what, const CollectiveContext& context);
   // The thread stops testing `request` (its owner gives it up unfinished).
   void forget(const MpiRequest& request);

@@ -8,6 +8,7 @@
 
 #include "cluster/collective.h"
 #include "cluster/mpi_check.h"
+#include "cluster/mpi_progress.h"
 
 namespace distgan::cluster {
 
@@ -98,8 +99,11 @@ ncclUniqueId NcclCommunicator::broadcast_unique_id() {
       throw ClusterError(nccl_failure_message(
           context_, "ncclGetUniqueId", std::string("failed: ") + ncclGetErrorString(rc), ncclGetLastError(nullptr)));
   }
-  MPI_Request request;
-  MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, mpi_, &request));
+  MpiRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mpi_call_mutex());  // one thread in MPI at a time (cluster/mpi_progress.h)
+    MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, mpi_, &request.handle));
+  }
   wait_for_mpi_request(request, "the broadcast of NCCL's unique id from rank 0", context_);
   return id;
 }

@@ -197,7 +197,8 @@ struct Gradients {
   torch::Tensor input, weight, bias;
 };
 
-// dL/dx, dL/dW, dL/db from dL/dy (`grad_y`, in the kernel's layout); only those asked for.
+// dL/dx, dL/dW, dL/db from dL/dy (`grad_y`, in the kernel's layout); only those asked for. `x` is
+// read only for dL/dW and dL/db (then it must be in the kernel's layout); dL/dx needs its shape.
 Gradients backward_on_onednn(const Problem& p, const torch::Tensor& x, const torch::Tensor& weight,
                              const torch::Tensor& grad_y, bool want_input, bool want_weight, bool want_bias) {
   Gradients g;
@@ -205,7 +206,7 @@ Gradients backward_on_onednn(const Problem& p, const torch::Tensor& x, const tor
     const auto k = kernels_for(p);
     const memory dy = wrap(k->data_pd.diff_dst_desc(), grad_y);
     if (want_input) {
-      g.input = torch::empty_like(x);
+      g.input = torch::empty(x.sizes(), x.options().memory_format(kernel_format(p)));
       k->backward_data.execute(thread_stream(),
                                {{DNNL_ARG_DIFF_DST, dy},
                                 {DNNL_ARG_WEIGHTS, in_layout(weights_view(p, weight), k->data_pd.weights_desc())},
@@ -311,7 +312,8 @@ struct WeightGradient : torch::autograd::Node {
   SavedConvTranspose s;
 };
 
-// dL/dx, and dL/dy handed on to the WeightGradient node (its second output edge).
+// dL/dx, and dL/dy handed on to the WeightGradient node (its second output edge), already in the
+// kernel's layout, so the layout copy is made once for both.
 struct InputGradient : torch::autograd::Node {
   explicit InputGradient(SavedConvTranspose saved) : s(std::move(saved)) {}
   std::string name() const override { return "distgan::ConvTranspose2dBackward"; }
@@ -320,18 +322,20 @@ struct InputGradient : torch::autograd::Node {
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     const torch::Tensor& grad_y = grads[0];
     torch::autograd::variable_list out(num_outputs());
-    if (!grad_y.defined()) return out;
-    if (num_outputs() > 1 && task_should_compute_output(1)) out[1] = grad_y;
-    if (!task_should_compute_output(0)) return out;
+    const bool to_weights = num_outputs() > 1 && task_should_compute_output(1), want_x = task_should_compute_output(0);
+    if (!grad_y.defined() || (!to_weights && !want_x)) return out;
     const torch::Tensor x = s.x.unpack(), w = s.weight.unpack();
     if (torch::GradMode::is_enabled()) {
-      out[0] = libtorch_gradients(x, w, s.bias.unpack(), s.geometry, grad_y, {true, false, false})[0];
+      if (to_weights) out[1] = grad_y;
+      if (want_x) out[0] = libtorch_gradients(x, w, s.bias.unpack(), s.geometry, grad_y, {true, false, false})[0];
     } else {
       const Problem p = problem_for(x, w, s.has_bias, s.geometry);
-      RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, w, int64_t{1}}));
-      out[0] = backward_on_onednn(p, x.contiguous(kernel_format(p)), w, grad_y.contiguous(kernel_format(p)), true,
-                                  false, false)
-                   .input;
+      const torch::Tensor dy = grad_y.contiguous(kernel_format(p));
+      if (to_weights) out[1] = dy;
+      if (want_x) {
+        RECORD_FUNCTION(kOnednnConvTransposeBackwardName, std::vector<c10::IValue>({grad_y, x, w, int64_t{1}}));
+        out[0] = backward_on_onednn(p, x, w, dy, true, false, false).input;
+      }
     }
     if (out[0].defined()) out[0] = out[0].contiguous(s.format);
     return out;
