@@ -30,16 +30,18 @@ TEST(FaultPlan, NothingSetInjectsNothingAndKeepsTheWatchdog) {
   const FaultPlan plan = parse({});
   EXPECT_TRUE(plan.nonfinite_steps.empty());
   EXPECT_EQ(plan.perturb_step, 0);
+  EXPECT_EQ(plan.signal_step, 0);
   EXPECT_TRUE(plan.watchdog);
   for (int64_t step = 1; step < 20; ++step) {
     EXPECT_FALSE(plan.poisons_batch(step, 1, 2));
     EXPECT_FALSE(plan.perturbs_weight(step, 1, 2));
+    EXPECT_FALSE(plan.signals(step, 1, 2));
   }
 }
 
 TEST(FaultPlan, ParsesStepListsAndActsOnTheLastRankOnly) {
   const FaultPlan plan = parse({{"DISTGAN_FAULT_NONFINITE_STEPS", "6,7,12"}, {"DISTGAN_FAULT_PERTURB_STEP", "9"},
-                                {"DISTGAN_WATCHDOG", "off"}});
+                                {"DISTGAN_FAULT_SIGNAL_STEP", "5"}, {"DISTGAN_WATCHDOG", "off"}});
   EXPECT_EQ(plan.nonfinite_steps, (std::set<int64_t>{6, 7, 12}));
   EXPECT_EQ(plan.perturb_step, 9);
   EXPECT_FALSE(plan.watchdog);
@@ -49,6 +51,9 @@ TEST(FaultPlan, ParsesStepListsAndActsOnTheLastRankOnly) {
   EXPECT_TRUE(plan.perturbs_weight(9, 0, 1));
   EXPECT_FALSE(plan.perturbs_weight(9, 0, 2));
   EXPECT_FALSE(plan.perturbs_weight(10, 1, 2));
+  EXPECT_TRUE(plan.signals(5, 1, 2));
+  EXPECT_FALSE(plan.signals(5, 0, 2));
+  EXPECT_FALSE(plan.signals(6, 1, 2));
   EXPECT_TRUE(parse({{"DISTGAN_WATCHDOG", "on"}}).watchdog);
 }
 
@@ -71,6 +76,7 @@ TEST(FaultPlan, BadValuesAreErrorsNamingTheVariable) {
             "DISTGAN_FAULT_PERTURB_STEP='0': '0' is not a step number (an integer >= 1; a list is "
             "comma-separated, e.g. 6,7)");
   EXPECT_EQ(error_of({{"DISTGAN_FAULT_PERTURB_STEP", "7 "}}).substr(0, 32), "DISTGAN_FAULT_PERTURB_STEP='7 ':");
+  EXPECT_EQ(error_of({{"DISTGAN_FAULT_SIGNAL_STEP", "x"}}).substr(0, 30), "DISTGAN_FAULT_SIGNAL_STEP='x':");
   EXPECT_EQ(error_of({{"DISTGAN_WATCHDOG", "no"}}), "DISTGAN_WATCHDOG='no': expected on or off");
 }
 

@@ -2,6 +2,7 @@
 # Faults during training, end to end on 2 ranks, injected through test hooks:
 #   DISTGAN_FAULT_NONFINITE_STEPS=a,b  the last rank's batch is NaN at those steps (the non-finite policy)
 #   DISTGAN_FAULT_PERTURB_STEP=n       the last rank changes one weight at step n (the replica check)
+#   DISTGAN_FAULT_SIGNAL_STEP=n        the last rank sends itself SIGTERM after step n (the agreed stop)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/assert.sh"
@@ -42,6 +43,19 @@ expect_fail 1 "a replica that drifts is caught at the next check, naming the ten
 expect_ok "the checkpoint before the drift is kept" "^ckpt_00000004.h5$" ls drift/checkpoints
 expect_ok "identical replicas pass the check every step" "distgan: done" \
   train nodrift "" --set cluster.check_replicas_every=1
+# The preemption flags sent after step n are read after step n+1 (they never wait on the link):
+# every rank stops there, the one signalled and the other alike.
+signalled() {  # RUN_DIR STEP [args...]
+  local run=$1 step=$2; shift 2
+  env DISTGAN_FAULT_SIGNAL_STEP=$step mpiexec -n 2 --oversubscribe -x DISTGAN_FAULT_SIGNAL_STEP "$DISTGAN" train \
+    -c "$config" --set data.path=fm.h5 --set logging.run_dir="$run" --set checkpoint.every=4 "$@"
+}
+expect_fail 75 "SIGTERM on the last rank after step 5: every rank stops after step 6 with exit 75" \
+  "preempted \(SIGTERM\) at step 6: writing a checkpoint" signalled signal 5
+expect_ok "its checkpoint is step 6's" "^ckpt_00000006.h5$" ls signal/checkpoints
+expect_ok "SIGTERM during the last step: the run completes (exit 0, final model)" "distgan: done" \
+  signalled lastsig 20
+expect_ok "... with its final checkpoint" "^ckpt_00000020.h5$" ls lastsig/checkpoints
 expect_fail 1 "a malformed DISTGAN_MPI_PROGRESS_US is one clear error on every rank" \
   "rank 1\] error: DISTGAN_MPI_PROGRESS_US: 'abc' is not a whole number of microseconds from 0 \(no progress thread\)" \
   env DISTGAN_MPI_PROGRESS_US=abc mpiexec -n 2 --oversubscribe -x DISTGAN_MPI_PROGRESS_US "$DISTGAN" train \

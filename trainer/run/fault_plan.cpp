@@ -43,6 +43,8 @@ FaultPlan parse_fault_plan(const std::function<const char*(const char*)>& raw_lo
   }
   if (const char* step = lookup(kFaultPerturbStepVariable))
     plan.perturb_step = parse_step(step, kFaultPerturbStepVariable, step);
+  if (const char* step = lookup(kFaultSignalStepVariable))
+    plan.signal_step = parse_step(step, kFaultSignalStepVariable, step);
   if (const char* watchdog = lookup(kWatchdogVariable)) {
     const std::string v(watchdog);
     if (v != "on" && v != "off")

@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <utility>
 
 #include "cluster/preemption.h"
 #include "data/sampler.h"
@@ -67,36 +68,50 @@ void replica_check_task(RunState& r, int64_t s) {
 
 // Whether any rank has received SIGTERM or SIGUSR1: one tiny collective per step, so every rank
 // stops at the same step boundary. Rank 0's "a checkpoint failed and checkpoint.on_error is abort"
-// rides in the same collective and stops every rank.
-void preemption_task(RunState& r, int64_t) {
-  torch::Tensor flags = torch::tensor({static_cast<int64_t>(cluster::preemption_signal()),
-                                       int64_t{r.checkpoint_failed ? 1 : 0}},
-                                      torch::kInt64);
-  // With G's all-reduce still in flight (cluster.overlap) this tiny one can queue behind its bytes
-  // on a slow link: that wait is communication, and is counted so (not as the task's time).
+// rides in the same collective and stops every rank. The flags sent at step s are read at step s+1
+// (every rank alike), so the check never waits: with G's all-reduce still in flight
+// (cluster.overlap) a flag sent now would queue behind its bytes on a slow link, and on NCCL behind
+// its buckets on the stream. A signal thus stops the run one step later than it arrived.
+void preemption_task(RunState& r, int64_t s) {
+  if (r.faults.signals(s, r.rank(), r.world_size())) std::raise(SIGTERM);  // recorded by the handler
+  read_stop_flags(r);
+  if (r.preempted) return;
+  r.stop_flags = torch::tensor({static_cast<int64_t>(cluster::preemption_signal()),
+                                int64_t{r.checkpoint_failed ? 1 : 0}},
+                               torch::kInt64);
+  r.stop_flags_in_flight = r.comm->allreduce(r.stop_flags, {cluster::ReduceOp::kMax});
+}
+
+}  // namespace
+
+void read_stop_flags(RunState& r) {
+  if (!r.stop_flags_in_flight) return;
+  // Sent a step ago, so normally arrived; what waiting remains is communication, not task time.
   const auto start = Clock::now();
-  r.comm->allreduce(flags, {cluster::ReduceOp::kMax})->wait();
+  std::exchange(r.stop_flags_in_flight, nullptr)->wait();
   const double waited = seconds_between(start, Clock::now());
   r.interval.comm_s += waited;
   r.interval.task_s -= waited;  // the loop adds the whole task time
-  if (flags[1].item<int64_t>() != 0) {
+  if (r.stop_flags[1].item<int64_t>() != 0) {
     finish_g_update(r);  // no all-reduce left in flight when every rank stops
     throw AgreedFailure("stopping after a failed checkpoint (checkpoint.on_error: abort; the reason is above); the "
                         "previous checkpoint stays",
                         1, r.is_root());
   }
-  const int64_t signal = flags[0].item<int64_t>();
+  const int64_t signal = r.stop_flags[0].item<int64_t>();
   if (signal == 0) return;
   r.preempted = true;
   if (!r.is_root()) return;
   log_info("distgan: preempted (%s) at step %lld: writing a checkpoint, then exiting with code %d; continue "
-              "with --resume auto\n",
-              signal == SIGUSR1 ? "SIGUSR1" : signal == SIGTERM ? "SIGTERM" : "signal",
-              static_cast<long long>(r.position.step), kExitPreempted);
+           "with --resume auto\n",
+           signal == SIGUSR1 ? "SIGUSR1" : signal == SIGTERM ? "SIGTERM" : "signal",
+           static_cast<long long>(r.position.step), kExitPreempted);
   std::fflush(stdout);
 }
 
-}  // namespace
+void drop_stop_flags(RunState& r) {
+  if (r.stop_flags_in_flight) std::exchange(r.stop_flags_in_flight, nullptr)->wait();
+}
 
 std::vector<PeriodicTask> periodic_tasks(const Config& config) {
   const TrainingConfig& t = config.training;

@@ -9,7 +9,8 @@
 //   6. replica check       cluster.check_replicas_every (one allgather of checksums)
 //   7. checkpoint          checkpoint.every             (BatchNorm averaged, RNG states to rank 0)
 //   8. written checkpoints every step                   (rank 0 reports the background writer's results)
-//   9. preemption          every step                   (one allreduce: a signal or a failed checkpoint)
+//   9. preemption          every step                   (one allreduce: a signal or a failed checkpoint,
+//                                                        read at the next step)
 // After the preemption task has agreed to stop, the loop writes a last checkpoint and ends. When any of
 // tasks 1-4, 6 and 7 is due, the loop first finishes the G update still in flight (every rank
 // alike: due() is a function of the step); the preemption task finishes it before it stops a run.
@@ -44,5 +45,11 @@ void save_checkpoint(RunState& state);
 void report_written_checkpoints(RunState& state);
 // Every rank (averages BatchNorm statistics first): rank 0 writes samples/<name>.png.
 void write_samples(RunState& state, const std::string& name);
+// Every rank: waits for the stop flags the last step's preemption task sent (if any) and acts on
+// them: a signal marks the run preempted, a failed checkpoint throws AgreedFailure.
+void read_stop_flags(RunState& state);
+// Every rank, before a run ends: waits for those flags without acting on them (no collective is
+// left in flight).
+void drop_stop_flags(RunState& state);
 
 }  // namespace distgan

@@ -78,6 +78,10 @@ struct RunState {
   double last_checkpoint_stall_s = 0;  // rank 0: how long the last snapshot paused training
   bool checkpoint_failed = false;      // rank 0: a write failed and checkpoint.on_error is abort
   bool preempted = false;              // every rank agreed to stop after this step's checkpoint
+  // The stop flags (a signal, a failed checkpoint) sent by the last step's preemption task: every
+  // rank reads them one step later, so the per-step check never waits on the link.
+  torch::Tensor stop_flags;
+  std::unique_ptr<cluster::Work> stop_flags_in_flight;
 
   Clock::time_point started = Clock::now();
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "trainer/run/agreed_failure.h"
 #include "trainer/run/flop_counter.h"
 #include "trainer/run/periodic_tasks.h"
 #include "trainer/run/run_setup.h"
@@ -28,6 +29,7 @@ TrainingOutcome finish_preempted(RunState& r) {
 // training.steps reached: the final checkpoint (unless the last step just wrote one), then the
 // model file, then the final samples (a failure drawing samples must not lose the model).
 TrainingOutcome finish_completed(RunState& r) {
+  drop_stop_flags(r);  // a signal during the last step changes nothing: the run is complete
   finish_g_update(r);
   save_checkpoint(r);  // averages BatchNorm statistics
   if (r.is_root()) {
@@ -46,11 +48,8 @@ TrainingOutcome finish_completed(RunState& r) {
   return TrainingOutcome::kCompleted;
 }
 
-}  // namespace
-
-TrainingOutcome run_training(const Config& config, const cluster::World& world, const std::string& resume,
-                             const FaultPlan& faults) {
-  RunState state = set_up_run(config, world, resume, faults);
+// The steps from the position after set-up to training.steps, each followed by its due tasks.
+TrainingOutcome train_steps(RunState& state) {
   const std::vector<PeriodicTask> tasks = periodic_tasks(state.config);
   const int64_t first_step = state.position.step + 1;
   for (int64_t s = first_step; s <= state.config.training.steps; ++s) {
@@ -74,6 +73,19 @@ TrainingOutcome run_training(const Config& config, const cluster::World& world, 
     if (state.preempted) return finish_preempted(state);
   }
   return finish_completed(state);
+}
+
+}  // namespace
+
+TrainingOutcome run_training(const Config& config, const cluster::World& world, const std::string& resume,
+                             const FaultPlan& faults) {
+  RunState state = set_up_run(config, world, resume, faults);
+  try {
+    return train_steps(state);
+  } catch (const AgreedFailure&) {
+    drop_stop_flags(state);  // every rank stops at the same point: the flags every rank sent arrive
+    throw;
+  }
 }
 
 }  // namespace distgan
