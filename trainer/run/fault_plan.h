@@ -29,7 +29,8 @@ struct FaultPlan {
   int64_t signal_step = 0;            // 0: never
   bool watchdog = true;               // the collective deadline (cluster.collective_timeout_s)
 
-  // Whether `rank` of `world_size` poisons its batch / perturbs a weight / signals itself at `step`: always the last rank.
+  // Whether `rank` of `world_size` poisons its batch / perturbs a weight / signals itself at
+  // `step`: always the last rank.
   bool poisons_batch(int64_t step, int rank, int world_size) const {
     return rank == world_size - 1 && nonfinite_steps.count(step) != 0;
   }
