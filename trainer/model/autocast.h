@@ -20,6 +20,15 @@ inline bool cpu_autocast_enabled() {
 #endif
 }
 
+// Whether autocast is on in this thread for the CPU or for CUDA.
+inline bool any_autocast_enabled() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU) || at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_cpu_enabled() || at::autocast::is_enabled();
+#endif
+}
+
 class BF16Autocast {
  public:
   BF16Autocast(bool enabled, c10::DeviceType device) : enabled_(enabled), cpu_(device == c10::DeviceType::CPU) {

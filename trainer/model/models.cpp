@@ -19,8 +19,8 @@ OnednnConvTranspose2d up(const ModelSpec& spec, int64_t in, int64_t out, int64_t
   return OnednnConvTranspose2d(nn::ConvTranspose2dOptions(in, out, k).stride(s).padding(p).bias(bias),
                                spec.onednn_conv_transpose);
 }
-nn::Conv2d down(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(s).padding(p).bias(bias));
+WeightFirstConv2d down(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, bool bias) {
+  return WeightFirstConv2d(in, out, k, s, p, bias);
 }
 // In place: saves an allocation and a pass over memory per activation (the layers before them do
 // not need their outputs for backward).
@@ -281,7 +281,9 @@ SNConv2dImpl::SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
 }
 
 torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
-  return torch::conv2d(x, spectral_normalized(weight, sn_u, sn_v, is_training() && power_iteration), bias, stride, padding);
+  const torch::Tensor w = spectral_normalized(weight, sn_u, sn_v, is_training() && power_iteration);
+  if (!weight_gradient_first_applies()) return torch::conv2d(x, w, bias, stride, padding);
+  return conv2d_weight_gradient_first(x, w, bias, {{stride, stride}, {padding, padding}});
 }
 
 SNLinearImpl::SNLinearImpl(int64_t in, int64_t out) {

@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "trainer/model/onednn_conv_transpose.h"
+#include "trainer/model/weight_first_conv.h"
 
 #include <cstdint>
 #include <string>

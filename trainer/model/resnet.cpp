@@ -31,7 +31,7 @@ ResnetWidths widths_for(int64_t size) {
   }
 }
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t k) { return nn::Conv2d(nn::Conv2dOptions(in, out, k).padding(k / 2)); }
+WeightFirstConv2d conv(int64_t in, int64_t out, int64_t k) { return WeightFirstConv2d(in, out, k, 1, k / 2, true); }
 
 nn::AnyModule batch_norm(int64_t channels, int64_t num_classes) {
   if (num_classes > 0) return nn::AnyModule(ConditionalBatchNorm2d(channels, num_classes));
@@ -69,7 +69,7 @@ struct UpBlockImpl : nn::Module {
     return h + shortcut(upsample(x));
   }
   nn::AnyModule norm1, norm2;
-  nn::Conv2d conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
+  WeightFirstConv2d conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
 };
 TORCH_MODULE(UpBlock);
 
@@ -81,7 +81,7 @@ struct GeneratorOutputImpl : nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) { return torch::tanh(out(torch::relu(norm.forward(x)))); }
   nn::AnyModule norm;
-  nn::Conv2d out{nullptr};
+  WeightFirstConv2d out{nullptr};
 };
 TORCH_MODULE(GeneratorOutput);
 
