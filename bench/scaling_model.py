@@ -69,7 +69,8 @@ def layer_flops(m, x, y):
 def profile(net, in_shape, defer_transposed=False):
     """Forward FLOPs per sample, and each parameter (registration order) as (numel, share of the
     net's backward done when its gradient is ready): backward runs the layers in reverse execution
-    order, each layer's input gradient and weight gradient costing its forward once each.
+    order, each layer's input gradient and weight gradient costing its forward once each; a Conv2d's
+    weight gradient comes first (trainer/model/weight_first_conv.h), other layers' after their input's.
     defer_transposed: as distgan's oneDNN transposed convolutions on the CPU, the weight gradients
     of ConvTranspose2d layers (those on more than 1x1 inputs: distgan computes a 1x1 one as a matrix
     product) run after every other layer, and their parameters come first (into the last buckets)."""
@@ -86,6 +87,10 @@ def profile(net, in_shape, defer_transposed=False):
     total = sum(f for _, f, _ in order)
     done, ready = 0.0, {}
     for m, f, late in reversed(order):  # the first layer run is the last one backward reaches
+        if isinstance(m, nn.Conv2d):  # distgan's convolutions: the weight gradient first, then the input's
+            ready[m] = (done + f) / (2 * total)
+            done += 2 * f
+            continue
         done += f if late else 2 * f
         ready[m] = done / (2 * total)
     for m, f, late in reversed(order):

@@ -6,7 +6,10 @@
 namespace distgan::cluster {
 
 namespace {
-constexpr int kDefaultProgressMicroseconds = 250;
+// 50 us (the kernel adds its timer slack, about 50 us more): on the 1 Gbit/s test link 11-14% of a
+// DCGAN-28 step waited against 17-19% at 250 us, with no cost measured on faster links
+// (docs/benchmarks.md).
+constexpr int kDefaultProgressMicroseconds = 50;
 constexpr int kMaxProgressMicroseconds = 100000;
 }  // namespace
 

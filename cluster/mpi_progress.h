@@ -30,7 +30,7 @@ namespace distgan::cluster {
 // The lock every MPI call made through the cluster/ code holds.
 std::mutex& mpi_call_mutex();
 
-// DISTGAN_MPI_PROGRESS_US: microseconds between the progress thread's tests (default 250;
+// DISTGAN_MPI_PROGRESS_US: microseconds between the progress thread's tests (default 50;
 // 0 turns the thread off). Throws ClusterError for a value that is not a whole number 0-100000.
 std::chrono::microseconds mpi_progress_interval_from_env();
 
