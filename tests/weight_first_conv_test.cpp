@@ -16,6 +16,7 @@ namespace {
 struct Case {
   int64_t in, out, kernel, stride, padding;
   bool bias, channels_last, input_needs_grad;
+  bool weights_need_grad = true;  // false: D frozen in the G step, only dL/dx flows
 };
 
 struct Grads {
@@ -28,8 +29,8 @@ Grads run(const Case& c, bool weight_first, bool second_order = false) {
   torch::manual_seed(3);
   const auto format = c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   torch::Tensor x = torch::randn({6, c.in, 12, 12}).contiguous(format).requires_grad_(c.input_needs_grad);
-  torch::Tensor w = (0.1 * torch::randn({c.out, c.in, c.kernel, c.kernel})).requires_grad_(true);
-  torch::Tensor b = c.bias ? torch::randn({c.out}).requires_grad_(true) : torch::Tensor();
+  torch::Tensor w = (0.1 * torch::randn({c.out, c.in, c.kernel, c.kernel})).requires_grad_(c.weights_need_grad);
+  torch::Tensor b = c.bias ? torch::randn({c.out}).requires_grad_(c.weights_need_grad) : torch::Tensor();
   Conv2dGeometry g;
   g.stride = {c.stride, c.stride};
   g.padding = {c.padding, c.padding};
@@ -57,7 +58,7 @@ void expect_same(const torch::Tensor& ours, const torch::Tensor& reference, cons
 TEST(WeightFirstConv, ValuesAndGradientsAreLibTorchs) {
   for (const Case& c : {Case{3, 8, 4, 2, 1, true, false, true}, Case{8, 16, 3, 1, 1, false, false, true},
                         Case{4, 8, 4, 2, 1, true, true, true}, Case{1, 8, 4, 2, 1, true, false, false},
-                        Case{8, 1, 3, 1, 0, true, false, true}}) {
+                        Case{8, 1, 3, 1, 0, true, false, true}, Case{3, 8, 4, 2, 1, true, true, true, false}}) {
     SCOPED_TRACE(std::to_string(c.in) + "->" + std::to_string(c.out) + (c.channels_last ? " NHWC" : " NCHW"));
     const Grads ours = run(c, true), reference = run(c, false);
     expect_same(ours.y, reference.y, "y");
@@ -68,12 +69,15 @@ TEST(WeightFirstConv, ValuesAndGradientsAreLibTorchs) {
 }
 
 TEST(WeightFirstConv, GradientsOfGradientsReachTheWeights) {  // R1 and WGAN-GP take them
-  const Case c{3, 8, 4, 2, 1, true, false, true};
-  const Grads ours = run(c, true, true), reference = run(c, false, true);
-  ASSERT_TRUE(ours.w.defined());
-  EXPECT_TRUE(torch::allclose(ours.w, reference.w, 1e-5, 1e-6));
-  EXPECT_TRUE(torch::allclose(ours.x, reference.x, 1e-5, 1e-6));
-  EXPECT_TRUE(torch::allclose(ours.b, reference.b, 1e-5, 1e-6));
+  for (const Case& c : {Case{3, 8, 4, 2, 1, true, false, true}, Case{4, 8, 3, 1, 1, false, true, true}}) {
+    SCOPED_TRACE(c.channels_last ? "NHWC, no bias" : "NCHW, bias");
+    const Grads ours = run(c, true, true), reference = run(c, false, true);
+    ASSERT_TRUE(ours.w.defined());
+    EXPECT_TRUE(torch::allclose(ours.w, reference.w, 1e-5, 1e-6));
+    EXPECT_TRUE(torch::allclose(ours.x, reference.x, 1e-5, 1e-6));
+    EXPECT_EQ(ours.b.defined(), c.bias);
+    if (c.bias) EXPECT_TRUE(torch::allclose(ours.b, reference.b, 1e-5, 1e-6));
+  }
 }
 
 // The log of a backward pass: "dx" / "dW" for each convolution product as it starts, and the
@@ -139,9 +143,9 @@ TEST(WeightFirstConv, TheModuleIsAConv2dWithTheSameParametersAndClonesAsItself) 
 TEST(WeightFirstConv, UnderAutocastTheModuleKeepsLibTorchsPath) {
   WeightFirstConv2d conv(4, 8, 3, 1, 1, true);
   const torch::Tensor x = torch::randn({2, 4, 6, 6});
-  EXPECT_TRUE(weight_gradient_first_applies());
+  EXPECT_TRUE(weight_gradient_first_applies(x));
   BF16Autocast autocast(true, c10::DeviceType::CPU);
-  EXPECT_FALSE(weight_gradient_first_applies());
+  EXPECT_FALSE(weight_gradient_first_applies(x));
   const torch::Tensor y = conv->forward(x);
   EXPECT_EQ(y.scalar_type(), torch::kBFloat16);  // LibTorch's autocast ran it
   ASSERT_TRUE(y.grad_fn());

@@ -192,9 +192,10 @@ expect_ok "... bitwise identical to a run never preempted (the G update in fligh
 mpiexec -n 2 --oversubscribe "$DISTGAN" train -c "$config" --set data.path=fm.h5 --set logging.run_dir=usr1 \
   --set training.steps=5000 >usr1.log 2>&1 &
 job=$!
-for _ in $(seq 100); do grep -q '"step":' usr1/metrics.jsonl 2>/dev/null && break; sleep 0.2; done
+for _ in $(seq 300); do grep -q '"step":' usr1/metrics.jsonl 2>/dev/null && break; sleep 0.2; done
 kill -USR1 $job
 wait $job
 rc=$?
-expect_ok "SIGUSR1 to mpirun checkpoints and exits 75" "preempted \(SIGUSR1\)" bash -c "[ $rc -eq 75 ] && cat usr1.log"
+expect_ok "SIGUSR1 to mpirun checkpoints and exits 75" "preempted \(SIGUSR1\)" \
+  bash -c "[ $rc -eq 75 ] && cat usr1.log || { echo \"exit $rc; usr1.log:\"; tail -n 30 usr1.log; }"
 finish

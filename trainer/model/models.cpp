@@ -282,7 +282,7 @@ SNConv2dImpl::SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
 
 torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
   const torch::Tensor w = spectral_normalized(weight, sn_u, sn_v, is_training() && power_iteration);
-  if (!weight_gradient_first_applies()) return torch::conv2d(x, w, bias, stride, padding);
+  if (!weight_gradient_first_applies(x)) return torch::conv2d(x, w, bias, stride, padding);
   return conv2d_weight_gradient_first(x, w, bias, {{stride, stride}, {padding, padding}});
 }
 

@@ -77,7 +77,7 @@ struct WeightGradient : autograd::Node {
 
 }  // namespace
 
-bool weight_gradient_first_applies() { return !any_autocast_enabled(); }
+bool weight_gradient_first_applies(const torch::Tensor& input) { return input.is_cpu() && !any_autocast_enabled(); }
 
 torch::Tensor conv2d_weight_gradient_first(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                                            const Conv2dGeometry& g) {
@@ -124,7 +124,7 @@ WeightFirstConv2dImpl::WeightFirstConv2dImpl(int64_t in, int64_t out, int64_t ke
 }
 
 torch::Tensor WeightFirstConv2dImpl::forward(const torch::Tensor& input) {
-  if (!weight_gradient_first_applies()) return torch::nn::Conv2dImpl::forward(input);
+  if (!weight_gradient_first_applies(input)) return torch::nn::Conv2dImpl::forward(input);
   return conv2d_weight_gradient_first(input, weight, bias, geometry);
 }
 

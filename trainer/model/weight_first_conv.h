@@ -3,15 +3,16 @@
 // LibTorch backpropagates a convolution in one node that computes dL/dx, then dL/dW and dL/db.
 // Nothing in the backward pass waits for dL/dW, but the gradient all-reduce does: the bucket that
 // holds W can start only once it is in. Here the two products run in two nodes, dL/dW (and dL/db)
-// first, then dL/dx. Backward runs its nodes one after another (on a CPU core or a CUDA stream), so
-// the pass does the same work and ends at the same time, while every weight gradient arrives
-// earlier: by one input-gradient product per layer. DCGAN-28's D, for one: its middle layer holds
+// first, then dL/dx. On the CPU backward runs its nodes one after another on one thread, so
+// the pass does the same products and ends at about the same time (the second call converts dL/dy
+// to the kernel's layout again where it needs one), while every weight gradient arrives earlier:
+// by one input-gradient product per layer. DCGAN-28's D, for one: its middle layer holds
 // 94% of D's bytes, and its all-reduce now travels while that layer's input gradient and the first
 // layer's weight gradient compute, instead of after them.
 //
 // Both products are LibTorch's own (at::convolution_backward, one call each), so the numbers are
 // those of its single node, and gradients of gradients (R1, WGAN-GP: create_graph) go through that
-// op's own derivative. Under autocast the modules keep LibTorch's ordinary path.
+// op's own derivative. Under autocast and on CUDA the modules keep LibTorch's ordinary path.
 #pragma once
 
 #include <torch/torch.h>
@@ -33,11 +34,14 @@ struct Conv2dGeometry {
 torch::Tensor conv2d_weight_gradient_first(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                                            const Conv2dGeometry& geometry);
 
-// Whether a convolution's forward here would use it: not under autocast (CPU or CUDA).
-bool weight_gradient_first_applies();
+// Whether the modules use it for `input`: a CPU tensor, not under autocast. (On CUDA the gradient
+// hooks run on the device threads and the reducer starts every bucket after backward anyway, so
+// the order would gain nothing there.)
+bool weight_gradient_first_applies(const torch::Tensor& input);
 
 // torch::nn::Conv2d(in, out, kernel) with that stride, zero padding and bias (the same parameters,
-// names, initialisation and checkpoints), backpropagated weight gradient first unless autocast is on.
+// names, initialisation and checkpoints), backpropagated weight gradient first where
+// weight_gradient_first_applies.
 struct WeightFirstConv2dImpl : torch::nn::Conv2dImpl {
   WeightFirstConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, bool bias);
   torch::Tensor forward(const torch::Tensor& input);

@@ -84,7 +84,7 @@ void preemption_task(RunState& r, int64_t s) {
 
 }  // namespace
 
-void read_stop_flags(RunState& r) {
+void read_stop_flags(RunState& r, bool act_on_signal) {
   if (!r.stop_flags_in_flight) return;
   // Sent a step ago, so normally arrived; what waiting remains is communication, not task time.
   const auto start = Clock::now();
@@ -99,7 +99,7 @@ void read_stop_flags(RunState& r) {
                         1, r.is_root());
   }
   const int64_t signal = r.stop_flags[0].item<int64_t>();
-  if (signal == 0) return;
+  if (signal == 0 || !act_on_signal) return;
   r.preempted = true;
   if (!r.is_root()) return;
   log_info("distgan: preempted (%s) at step %lld: writing a checkpoint, then exiting with code %d; continue "

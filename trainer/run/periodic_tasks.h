@@ -46,8 +46,9 @@ void report_written_checkpoints(RunState& state);
 // Every rank (averages BatchNorm statistics first): rank 0 writes samples/<name>.png.
 void write_samples(RunState& state, const std::string& name);
 // Every rank: waits for the stop flags the last step's preemption task sent (if any) and acts on
-// them: a signal marks the run preempted, a failed checkpoint throws AgreedFailure.
-void read_stop_flags(RunState& state);
+// them: a failed checkpoint throws AgreedFailure; a signal marks the run preempted (unless
+// `act_on_signal` is false: at the end of a complete run).
+void read_stop_flags(RunState& state, bool act_on_signal = true);
 // Every rank, before a run ends: waits for those flags without acting on them (no collective is
 // left in flight).
 void drop_stop_flags(RunState& state);

@@ -29,7 +29,9 @@ TrainingOutcome finish_preempted(RunState& r) {
 // training.steps reached: the final checkpoint (unless the last step just wrote one), then the
 // model file, then the final samples (a failure drawing samples must not lose the model).
 TrainingOutcome finish_completed(RunState& r) {
-  drop_stop_flags(r);  // a signal during the last step changes nothing: the run is complete
+  // A checkpoint that failed in the last step stops every rank cleanly; a signal changes nothing:
+  // the run is complete.
+  read_stop_flags(r, /*act_on_signal=*/false);
   finish_g_update(r);
   save_checkpoint(r);  // averages BatchNorm statistics
   if (r.is_root()) {
