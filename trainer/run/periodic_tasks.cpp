@@ -74,7 +74,7 @@ void replica_check_task(RunState& r, int64_t s) {
 // its buckets on the stream. A signal thus stops the run one step later than it arrived.
 void preemption_task(RunState& r, int64_t s) {
   if (r.faults.signals(s, r.rank(), r.world_size())) std::raise(SIGTERM);  // recorded by the handler
-  read_stop_flags(r);
+  r.interval.task_s -= read_stop_flags(r);  // that wait counts as communication; the loop adds the task time
   if (r.preempted) return;
   r.stop_flags = torch::tensor({static_cast<int64_t>(cluster::preemption_signal()),
                                 int64_t{r.checkpoint_failed ? 1 : 0}},
@@ -84,14 +84,13 @@ void preemption_task(RunState& r, int64_t s) {
 
 }  // namespace
 
-void read_stop_flags(RunState& r, bool act_on_signal) {
-  if (!r.stop_flags_in_flight) return;
-  // Sent a step ago, so normally arrived; what waiting remains is communication, not task time.
+double read_stop_flags(RunState& r, bool act_on_signal) {
+  if (!r.stop_flags_in_flight) return 0;
+  // Sent a step ago, so normally arrived; what waiting remains is communication.
   const auto start = Clock::now();
   std::exchange(r.stop_flags_in_flight, nullptr)->wait();
   const double waited = seconds_between(start, Clock::now());
   r.interval.comm_s += waited;
-  r.interval.task_s -= waited;  // the loop adds the whole task time
   if (r.stop_flags[1].item<int64_t>() != 0) {
     finish_g_update(r);  // no all-reduce left in flight when every rank stops
     throw AgreedFailure("stopping after a failed checkpoint (checkpoint.on_error: abort; the reason is above); the "
@@ -99,14 +98,15 @@ void read_stop_flags(RunState& r, bool act_on_signal) {
                         1, r.is_root());
   }
   const int64_t signal = r.stop_flags[0].item<int64_t>();
-  if (signal == 0 || !act_on_signal) return;
+  if (signal == 0 || !act_on_signal) return waited;
   r.preempted = true;
-  if (!r.is_root()) return;
+  if (!r.is_root()) return waited;
   log_info("distgan: preempted (%s) at step %lld: writing a checkpoint, then exiting with code %d; continue "
            "with --resume auto\n",
            signal == SIGUSR1 ? "SIGUSR1" : signal == SIGTERM ? "SIGTERM" : "signal",
            static_cast<long long>(r.position.step), kExitPreempted);
   std::fflush(stdout);
+  return waited;
 }
 
 void drop_stop_flags(RunState& r) {

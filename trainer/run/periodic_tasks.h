@@ -47,8 +47,9 @@ void report_written_checkpoints(RunState& state);
 void write_samples(RunState& state, const std::string& name);
 // Every rank: waits for the stop flags the last step's preemption task sent (if any) and acts on
 // them: a failed checkpoint throws AgreedFailure; a signal marks the run preempted (unless
-// `act_on_signal` is false: at the end of a complete run).
-void read_stop_flags(RunState& state, bool act_on_signal = true);
+// `act_on_signal` is false: at the end of a complete run). Returns the seconds it waited (added to
+// the interval's communication time).
+double read_stop_flags(RunState& state, bool act_on_signal = true);
 // Every rank, before a run ends: waits for those flags without acting on them (no collective is
 // left in flight).
 void drop_stop_flags(RunState& state);
